@@ -1,0 +1,81 @@
+// gust/settings.hpp: limits, timeouts and behaviour of a connection.
+//
+// Every limit that protects the engine from a peer is a named field with its
+// reason beside it. Defaults are safe for a server facing the internet.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "gust/time.hpp"
+
+namespace gust {
+
+struct limits {
+  /// Largest message delivered to the application, reassembled. Above it the
+  /// connection fails with 1009 as soon as the announced or received length
+  /// passes it, before anything of that size is allocated.
+  std::size_t max_message_size = 1 << 20;
+  /// Largest single frame payload accepted (1009 above). 0: same as
+  /// max_message_size.
+  std::size_t max_frame_size = 0;
+  /// Fragments per message, counting empty ones: empty continuation frames
+  /// cost CPU without adding bytes, so bytes alone do not bound them (1009).
+  std::size_t max_fragments = 65536;
+  /// Opening handshake bounds (request or response head). A peer past any of
+  /// them gets 400/431 (server) or a handshake failure (client).
+  std::size_t max_handshake_size = 16 * 1024;
+  std::size_t max_request_line = 8 * 1024;
+  std::size_t max_header_line = 8 * 1024;
+  std::size_t max_header_count = 128;
+  /// Body of a non-101 response kept for the handshake_failure (client).
+  std::size_t max_response_body = 64 * 1024;
+  /// send_* refuses new data messages with errc::output_limit_reached while
+  /// buffered_amount() is at or above this: the application's backpressure
+  /// signal. Control frames are bounded separately and never refused.
+  std::size_t max_buffered_output = 16 << 20;
+};
+
+struct timeouts {
+  /// From construction until the opening handshake completes. 0: none.
+  duration open_timeout = std::chrono::seconds(10);
+  /// From sending a close frame until the peer's close arrives; for a
+  /// client, also from the end of the close handshake until the server
+  /// closes the transport.
+  duration close_timeout = std::chrono::seconds(10);
+  /// Send a keepalive ping this long after the previous one was sent, never
+  /// while one is unanswered. 0: no keepalive.
+  duration ping_interval = std::chrono::seconds(20);
+  /// Fail with 1011 if the keepalive pong has not come by then.
+  duration ping_timeout = std::chrono::seconds(20);
+};
+
+/// Fills the span with cryptographically secure random bytes. Used for
+/// client masking keys and Sec-WebSocket-Key. Injectable for tests.
+using random_source = std::function<void(std::span<std::byte>)>;
+
+struct settings {
+  gust::limits limits;
+  gust::timeouts timeouts;
+  /// Messages larger than this are sent as several frames, so control frames
+  /// (pongs, close) can go out between them instead of waiting behind
+  /// megabytes. 0: never split.
+  std::size_t max_send_frame_size = 64 * 1024;
+  /// false: each message_event holds a whole message. true: data is
+  /// delivered in chunks as it arrives (message_event::last marks the end),
+  /// so receive buffers can be recycled early and large messages streamed.
+  bool deliver_partial_messages = false;
+  /// Answer pings automatically (RFC 6455 5.5.2 requires a pong). When
+  /// several pings arrive before the pong went out, only the latest one is
+  /// answered (5.5.3 allows it): a ping flood cannot grow memory.
+  bool auto_pong = true;
+  /// Empty: the operating system's CSPRNG (getrandom).
+  random_source random;
+};
+
+}  // namespace gust

@@ -1,0 +1,1015 @@
+// The connection state machine: RFC 6455 for both roles, without I/O.
+//
+// States and who moves them (RFC 6455 4, 7):
+//   1. CONNECTING -> OPEN: a server when the application accept()s the
+//      request_event; a client when a valid 101 response arrives (4.1).
+//   2. CONNECTING -> CLOSED: the request is malformed or refused (reject,
+//      respond, a 4xx of ours), the response is not a valid 101, the
+//      transport ends, or open_timeout passes. handshake_failure_event,
+//      except where the application itself refused.
+//   3. OPEN -> CLOSING: the application calls close(); we sent a close
+//      frame and wait for the peer's (7.1.2), at most close_timeout.
+//   4. OPEN or CLOSING -> CLOSED: the peer's close frame arrives (we echo it
+//      if we had not sent one, 5.5.1), or the connection fails: a protocol
+//      violation by the peer (7.1.7, we send 1002/1007/1009 first), fail()
+//      by the application, a keepalive pong that does not come (1011), a
+//      close_timeout, or EOF. Exactly one close_event.
+//   5. CLOSED is final: further input is discarded (5.5.1 "after sending a
+//      Close frame, the endpoint MUST NOT send any more data frames"; data
+//      after the peer's close is ignored) and nothing but already queued
+//      bytes goes out.
+//
+// Transport (7.1.1): after the close handshake the server closes TCP first;
+// the client waits for that, up to close_timeout, then closes it itself. On
+// any failure both close at once. transport_should_close() says when.
+//
+// Input ownership: bytes are parsed where they lie, in our input buffer
+// (prepare/commit) or in the caller's (receive). A single-frame message is
+// unmasked and validated in place and handed out as a view; only fragmented
+// messages are copied, into the reassembly buffer. A borrowed buffer's
+// unconsumed tail is copied into the input buffer when next_event() returns
+// nothing, which is the moment the caller may recycle it.
+#include "gust/connection.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "frame.hpp"
+#include "handshake_client.hpp"
+#include "handshake_server.hpp"
+#include "http1.hpp"
+#include "mask.hpp"
+#include "output_queue.hpp"
+#include "random.hpp"
+#include "utf8.hpp"
+
+namespace gust {
+
+using detail::frame_header;
+using detail::header_status;
+namespace op = detail;  // opcode values
+
+namespace {
+
+constexpr std::size_t default_read_size = 16 * 1024;
+// Buffers above these sizes are released once empty, so one large message
+// does not pin its size for the life of an idle connection.
+constexpr std::size_t input_keep_limit = 64 * 1024;
+constexpr std::size_t message_keep_limit = 256 * 1024;
+// 5.5: control payload <= 125, of which a close code takes 2.
+constexpr std::size_t max_close_reason = 123;
+
+constexpr std::uint8_t opc(detail::opcode o) { return static_cast<std::uint8_t>(o); }
+
+enum class deferred : std::uint8_t { open, close, handshake_failure };
+
+}  // namespace
+
+std::string_view to_string(state s) noexcept {
+  switch (s) {
+    case state::connecting: return "CONNECTING";
+    case state::open: return "OPEN";
+    case state::closing: return "CLOSING";
+    case state::closed: return "CLOSED";
+  }
+  return "?";
+}
+
+std::string_view to_string(close_cause c) noexcept {
+  switch (c) {
+    case close_cause::handshake: return "close handshake";
+    case close_cause::protocol_error: return "protocol error";
+    case close_cause::failed_locally: return "failed by the application";
+    case close_cause::keepalive_timeout: return "keepalive timeout";
+    case close_cause::close_timeout: return "close timeout";
+    case close_cause::eof: return "end of stream";
+  }
+  return "?";
+}
+
+struct connection::impl {
+  impl(gust::role r, time_point now, gust::settings s) : role(r), cfg(std::move(s)) {
+    if (cfg.timeouts.open_timeout.count() > 0) open_deadline = now + cfg.timeouts.open_timeout;
+  }
+
+  // ---- configuration and state -------------------------------------------
+  gust::role role;
+  gust::settings cfg;
+  gust::state st = gust::state::connecting;
+  bool transport_close = false;
+  bool eof = false;
+
+  // ---- opening handshake -------------------------------------------------
+  server_options sopts;
+  std::optional<detail::request_parser> req_parser;
+  detail::upgrade_request upgrade;
+  bool awaiting_answer = false;
+  client_options copts;
+  std::string key;
+  std::optional<detail::response_parser> resp_parser;
+  std::string subprotocol;
+  std::string extensions;
+  handshake_failure failure;
+
+  // ---- input -------------------------------------------------------------
+  std::unique_ptr<std::byte[]> ibuf;
+  std::size_t icap = 0, ipos = 0, iend = 0;
+  std::byte* borrowed = nullptr;  // caller's bytes, when our buffer is empty
+  std::size_t bpos = 0, bend = 0;
+
+  // ---- frame and message being received ----------------------------------
+  bool in_header = true;
+  frame_header fh{};
+  std::uint64_t fpos = 0;       // payload bytes of fh processed
+  bool zero_copy = false;       // whole message in one frame, left in place
+  bool in_message = false;
+  message_type msg_type = message_type::binary;
+  std::uint64_t msg_size = 0;   // announced so far, checked against the limit
+  std::size_t msg_frags = 0;
+  detail::utf8_validator utf8;
+  std::vector<std::byte> msg_buf;
+
+  // ---- sending -----------------------------------------------------------
+  detail::output_queue out;
+  bool out_in_message = false;
+  message_type out_type = message_type::binary;
+  detail::utf8_validator out_utf8;
+  std::array<std::byte, 64> random_pool{};
+  std::size_t random_used = random_pool.size();
+
+  // ---- close -------------------------------------------------------------
+  bool close_sent = false;
+  bool close_received = false;
+  std::uint16_t close_code_ev = close_code::abnormal;
+  std::string close_reason;
+  bool close_clean = false;
+  bool close_by_peer = false;
+  close_cause cause = close_cause::eof;
+
+  // ---- time --------------------------------------------------------------
+  std::optional<time_point> open_deadline;
+  std::optional<time_point> close_deadline;  // CLOSING, or a client awaiting EOF
+  std::optional<time_point> ping_due;
+  std::optional<time_point> pong_deadline;
+  std::uint32_t keepalive_seq = 0;
+  std::array<std::byte, 4> keepalive_payload{};
+  time_point keepalive_sent{};
+  std::array<std::byte, 125> app_ping_payload{};
+  std::size_t app_ping_size = 0;
+  std::optional<time_point> app_ping_sent;
+  std::optional<duration> rtt;
+
+  // ---- events raised outside next_event ------------------------------------
+  std::array<deferred, 3> deferred_events{};
+  std::size_t deferred_count = 0;
+
+  // =========================================================================
+  // Input buffer
+
+  std::span<std::byte> region() noexcept {
+    if (ipos < iend || !borrowed) return {ibuf.get() + ipos, iend - ipos};
+    return {borrowed + bpos, bend - bpos};
+  }
+  void advance(std::size_t n) noexcept {
+    if (ipos < iend || !borrowed) {
+      ipos += n;
+    } else {
+      bpos += n;
+      if (bpos == bend) borrowed = nullptr;
+    }
+  }
+  void reserve_input(std::size_t room) {
+    if (ipos > 0) {
+      std::memmove(ibuf.get(), ibuf.get() + ipos, iend - ipos);
+      iend -= ipos;
+      ipos = 0;
+    }
+    if (icap - iend >= room) return;
+    const std::size_t cap = std::max(iend + room, icap * 2);
+    auto grown = std::make_unique_for_overwrite<std::byte[]>(cap);
+    if (iend) std::memcpy(grown.get(), ibuf.get(), iend);
+    ibuf = std::move(grown);
+    icap = cap;
+  }
+  void append_input(const std::byte* p, std::size_t n) {
+    if (n == 0) return;
+    reserve_input(n);
+    std::memcpy(ibuf.get() + iend, p, n);
+    iend += n;
+  }
+  // The caller may recycle its buffer once next_event() returns nothing:
+  // keep what is still needed.
+  void stash_borrowed() {
+    if (!borrowed) return;
+    std::byte* p = borrowed + bpos;
+    const std::size_t n = bend - bpos;
+    borrowed = nullptr;
+    append_input(p, n);
+  }
+  void drop_input() noexcept {
+    ipos = iend = 0;
+    borrowed = nullptr;
+    if (icap > input_keep_limit) {
+      ibuf.reset();
+      icap = 0;
+    }
+  }
+
+  // =========================================================================
+  // Output helpers
+
+  detail::mask_key next_mask() {
+    if (random_used + 4 > random_pool.size()) {
+      if (cfg.random)
+        cfg.random(random_pool);
+      else
+        detail::fill_random(random_pool);
+      random_used = 0;
+    }
+    detail::mask_key k;
+    std::memcpy(k.data(), random_pool.data() + random_used, 4);
+    random_used += 4;
+    return k;
+  }
+
+  bool masks() const noexcept { return role == gust::role::client; }
+
+  // A whole frame into `dst` (room: header + payload); returns its size.
+  std::size_t encode_frame(std::byte* dst, bool fin, std::uint8_t opcode,
+                           std::span<const std::byte> payload) {
+    if (masks()) {
+      const detail::mask_key k = next_mask();
+      const std::size_t hs = detail::write_frame_header(dst, fin, 0, opcode, payload.size(), &k);
+      detail::mask_copy(dst + hs, payload.data(), payload.size(), k);
+      return hs + payload.size();
+    }
+    const std::size_t hs = detail::write_frame_header(dst, fin, 0, opcode, payload.size(), nullptr);
+    if (!payload.empty()) std::memcpy(dst + hs, payload.data(), payload.size());
+    return hs + payload.size();
+  }
+
+  void queue_control(std::uint8_t opcode, std::span<const std::byte> payload) {
+    const std::size_t n = detail::frame_header_size(payload.size(), masks()) + payload.size();
+    encode_frame(out.insert_control(n), true, opcode, payload);
+  }
+
+  void queue_data_frame(bool fin, std::uint8_t opcode, std::span<const std::byte> payload,
+                        const std::shared_ptr<const void>* owner) {
+    const std::size_t hs = detail::frame_header_size(payload.size(), masks());
+    if (owner && !masks() && !payload.empty()) {
+      detail::write_frame_header(out.append(hs, true), fin, 0, opcode, payload.size(), nullptr);
+      out.append_external(payload.data(), payload.size(), *owner, false);
+      return;
+    }
+    encode_frame(out.append(hs + payload.size(), true), fin, opcode, payload);
+  }
+
+  // Splits at max_send_frame_size so control frames can pass between parts.
+  void queue_data(std::uint8_t opcode, std::span<const std::byte> data, bool fin,
+                  const std::shared_ptr<const void>* owner) {
+    const std::size_t limit = cfg.max_send_frame_size ? cfg.max_send_frame_size : data.size();
+    std::size_t pos = 0;
+    do {
+      const std::size_t n = std::min(limit, data.size() - pos);
+      const bool last = pos + n == data.size();
+      queue_data_frame(fin && last, opcode, data.subspan(pos, n), owner);
+      opcode = opc(detail::opcode::continuation);
+      pos += n;
+    } while (pos < data.size());
+  }
+
+  void queue_close(std::uint16_t code, std::string_view reason) {
+    std::array<std::byte, 2 + max_close_reason> payload;
+    std::size_t n = 0;
+    if (code != close_code::no_status) {
+      payload[0] = static_cast<std::byte>(code >> 8);
+      payload[1] = static_cast<std::byte>(code & 0xFF);
+      n = std::min(reason.size(), max_close_reason);
+      std::memcpy(payload.data() + 2, reason.data(), n);
+      n += 2;
+    }
+    queue_control(opc(detail::opcode::close), {payload.data(), n});
+    close_sent = true;
+  }
+
+  void queue_handshake_bytes(std::string_view text) {
+    // Queued as a control segment so no control frame can go before it.
+    std::memcpy(out.insert_control(text.size()), text.data(), text.size());
+  }
+
+  // =========================================================================
+  // Endings
+
+  void defer(deferred d) noexcept {
+    if (deferred_count < deferred_events.size()) deferred_events[deferred_count++] = d;
+  }
+
+  void end_connection(std::uint16_t code, std::string_view reason, bool clean, bool by_peer,
+                      close_cause why) {
+    st = gust::state::closed;
+    close_code_ev = code;
+    close_reason.assign(reason);
+    close_clean = clean;
+    close_by_peer = by_peer;
+    cause = why;
+    ping_due.reset();
+    pong_deadline.reset();
+    open_deadline.reset();
+    close_deadline.reset();
+    in_message = false;
+    msg_buf.clear();
+    if (msg_buf.capacity() > message_keep_limit) std::vector<std::byte>().swap(msg_buf);
+  }
+
+  event close_event_now() const noexcept {
+    return close_event{close_code_ev, close_reason, close_clean, close_by_peer, cause};
+  }
+
+  // RFC 6455 7.1.7 _Fail the WebSocket Connection_: send a close frame if we
+  // still may, stop reading, close the transport.
+  void fail_connection(std::uint16_t code, std::string_view reason, close_cause why) {
+    if (!close_sent) queue_close(code, reason);
+    end_connection(code, reason, false, false, why);
+    transport_close = true;
+    drop_input();
+  }
+
+  event protocol_fail(std::uint16_t code, std::string_view reason) {
+    fail_connection(code, reason, close_cause::protocol_error);
+    return close_event_now();
+  }
+
+  void handshake_fail(handshake_error e, std::string_view detail_text,
+                      std::optional<http::response> response = std::nullopt) {
+    failure = handshake_failure{e, std::string(detail_text), std::move(response)};
+    st = gust::state::closed;
+    transport_close = true;
+    open_deadline.reset();
+    awaiting_answer = false;
+    drop_input();
+  }
+
+  // The server's answer to a request it cannot upgrade.
+  void server_refuse(int status, handshake_error e, std::string_view reason) {
+    http::headers fields;
+    if (status == 426) fields.add("Sec-WebSocket-Version", "13");
+    queue_handshake_bytes(detail::write_response(status, detail::status_reason(status), fields,
+                                                 reason, sopts.server_header));
+    handshake_fail(e, reason);
+  }
+
+  void become_open(time_point now) {
+    st = gust::state::open;
+    open_deadline.reset();
+    if (cfg.timeouts.ping_interval.count() > 0) ping_due = now + cfg.timeouts.ping_interval;
+  }
+
+  // =========================================================================
+  // next_event
+
+  // Every "nothing yet" goes through here: the moment to keep what a
+  // borrowed buffer still holds, and to act on EOF once input is used up.
+  std::optional<event> need_input() {
+    stalled = true;
+    if (eof) return on_eof();
+    stash_borrowed();
+    if (ipos == iend && icap > input_keep_limit) drop_input();
+    return std::nullopt;
+  }
+
+  std::optional<event> on_eof() {
+    stash_borrowed();
+    switch (st) {
+      case gust::state::connecting:
+        if (role == gust::role::client && resp_parser) {
+          resp_parser->feed_eof();
+          if (resp_parser->status() == detail::parse_status::done) return client_response_done();
+        }
+        if (awaiting_answer) return std::nullopt;  // the request is complete; answer it
+        handshake_fail(handshake_error::eof, "the transport ended during the opening handshake",
+                       resp_parser && resp_parser->status() == detail::parse_status::done
+                           ? std::optional<http::response>(resp_parser->response())
+                           : std::nullopt);
+        return handshake_failure_event{&failure};
+      case gust::state::open:
+      case gust::state::closing:
+        // 7.1.5: no close frame received: 1006.
+        end_connection(close_code::abnormal, {}, false, true, close_cause::eof);
+        transport_close = true;
+        drop_input();
+        return close_event_now();
+      case gust::state::closed:
+        transport_close = true;  // a client saw the server close first
+        drop_input();
+        return std::nullopt;
+    }
+    return std::nullopt;
+  }
+
+  std::optional<event> server_handshake() {
+    if (awaiting_answer) return need_input();
+    auto in = region();
+    advance(req_parser->feed(in));
+    switch (req_parser->status()) {
+      case detail::parse_status::need_more:
+        return need_input();
+      case detail::parse_status::error: {
+        const auto& err = req_parser->error();
+        server_refuse(err.status,
+                      err.status == 400 ? handshake_error::malformed : handshake_error::too_large,
+                      err.reason);
+        return handshake_failure_event{&failure};
+      }
+      case detail::parse_status::done:
+        break;
+    }
+    if (auto rejection = detail::validate_upgrade_request(req_parser->request(), sopts, upgrade)) {
+      server_refuse(rejection->status, rejection->error, rejection->reason);
+      return handshake_failure_event{&failure};
+    }
+    awaiting_answer = true;
+    return request_event{&req_parser->request()};
+  }
+
+  std::optional<event> client_response_done() {
+    detail::upgrade_response selected;
+    if (auto f = detail::validate_upgrade_response(resp_parser->response(), key, copts, selected)) {
+      handshake_fail(f->error, f->detail, std::move(f->response));
+      return handshake_failure_event{&failure};
+    }
+    subprotocol = std::move(selected.subprotocol);
+    extensions = std::move(selected.extensions);
+    return std::nullopt;
+  }
+
+  std::optional<event> client_handshake(time_point now) {
+    auto in = region();
+    advance(resp_parser->feed(in));
+    switch (resp_parser->status()) {
+      case detail::parse_status::need_more:
+        return need_input();
+      case detail::parse_status::error: {
+        const auto& err = resp_parser->error();
+        handshake_fail(err.status == 400 ? handshake_error::malformed : handshake_error::too_large,
+                       err.reason);
+        return handshake_failure_event{&failure};
+      }
+      case detail::parse_status::done:
+        break;
+    }
+    if (auto ev = client_response_done()) return ev;
+    become_open(now);
+    return open_event{subprotocol, extensions, nullptr, &resp_parser->response()};
+  }
+
+  // Unmasks and validates payload bytes in place. false: invalid UTF-8.
+  bool process_payload(std::byte* p, std::size_t n, std::uint64_t phase) noexcept {
+    if (n == 0) return true;
+    const bool text = msg_type == message_type::text;
+    if (fh.masked) {
+      if (text) return utf8.unmask_and_feed(p, n, fh.key, static_cast<std::size_t>(phase & 3));
+      detail::mask_in_place(p, n, fh.key, static_cast<std::size_t>(phase & 3));
+      return true;
+    }
+    return !text || utf8.feed(p, n);
+  }
+
+  // The end of a message's last frame: 8.1 "When an endpoint is to interpret
+  // a byte stream as UTF-8 but finds that the byte stream is not, in fact, a
+  // valid UTF-8 stream, that endpoint MUST _Fail the WebSocket Connection_".
+  bool message_complete_ok() const noexcept {
+    return msg_type != message_type::text || utf8.complete();
+  }
+
+  std::optional<event> read_header(time_point now) {
+    auto in = region();
+    frame_header h;
+    std::size_t hs = 0;
+    switch (detail::parse_frame_header(in.data(), in.size(), h, hs)) {
+      case header_status::need_more: return need_input();
+      case header_status::length_msb_set: return protocol_fail(close_code::protocol_error, "frame length has its most significant bit set");
+      case header_status::length_not_minimal: return protocol_fail(close_code::protocol_error, "frame length not minimally encoded");
+      case header_status::ok: break;
+    }
+    // 5.2: "MUST be 0 unless an extension is negotiated that defines
+    // meanings for non-zero values".
+    if (h.rsv != 0) return protocol_fail(close_code::protocol_error, "reserved bits set");
+    // 5.2: "If an unknown opcode is received, the receiving endpoint MUST
+    // _Fail the WebSocket Connection_".
+    if (!detail::is_known_opcode(h.opcode)) return protocol_fail(close_code::protocol_error, "reserved opcode");
+    // 5.1: a server MUST close on an unmasked frame, a client on a masked one.
+    if (role == gust::role::server && !h.masked) return protocol_fail(close_code::protocol_error, "client frame not masked");
+    if (role == gust::role::client && h.masked) return protocol_fail(close_code::protocol_error, "server frame masked");
+
+    if (detail::is_control(h.opcode)) {
+      // 5.5: "All control frames MUST have a payload length of 125 bytes or
+      // less and MUST NOT be fragmented."
+      if (!h.fin) return protocol_fail(close_code::protocol_error, "fragmented control frame");
+      if (h.length > detail::max_control_payload) return protocol_fail(close_code::protocol_error, "control frame payload above 125 bytes");
+      if (in.size() < hs + h.length) return need_input();
+      std::byte* payload = in.data() + hs;
+      const auto len = static_cast<std::size_t>(h.length);
+      if (h.masked) detail::mask_in_place(payload, len, h.key, 0);
+      advance(hs + len);
+      return on_control(h.opcode, {payload, len}, now);
+    }
+
+    // 5.4 fragmentation rules.
+    const bool continuation = h.opcode == opc(detail::opcode::continuation);
+    if (continuation && !in_message) return protocol_fail(close_code::protocol_error, "continuation frame without a message to continue");
+    if (!continuation && in_message) return protocol_fail(close_code::protocol_error, "new data frame inside a fragmented message");
+
+    const limits& lim = cfg.limits;
+    const std::uint64_t frame_limit = lim.max_frame_size ? lim.max_frame_size : lim.max_message_size;
+    const std::uint64_t so_far = continuation ? msg_size : 0;
+    if (h.length > frame_limit) return protocol_fail(close_code::message_too_big, "frame too big");
+    if (h.length > lim.max_message_size - std::min<std::uint64_t>(so_far, lim.max_message_size))
+      return protocol_fail(close_code::message_too_big, "message too big");
+    if ((continuation ? msg_frags : 0) + 1 > lim.max_fragments) return protocol_fail(close_code::message_too_big, "too many fragments");
+
+    if (!continuation) {
+      in_message = true;
+      msg_type = h.opcode == opc(detail::opcode::text) ? message_type::text : message_type::binary;
+      msg_size = 0;
+      msg_frags = 0;
+      utf8.reset();
+      msg_buf.clear();
+    }
+    msg_size += h.length;
+    ++msg_frags;
+    advance(hs);
+    fh = h;
+    fpos = 0;
+    in_header = false;
+    zero_copy = !cfg.deliver_partial_messages && h.fin && !continuation;
+    return std::nullopt;  // go on with the payload
+  }
+
+  std::optional<event> read_payload() {
+    auto in = region();
+    const std::uint64_t len = fh.length;
+    if (zero_copy) {
+      // Work on what arrived; deliver the frame where it lies once whole.
+      const std::size_t have = static_cast<std::size_t>(std::min<std::uint64_t>(in.size(), len));
+      if (!process_payload(in.data() + fpos, have - static_cast<std::size_t>(fpos), fpos))
+        return protocol_fail(close_code::invalid_payload, "invalid UTF-8 in text message");
+      fpos = have;
+      if (fpos < len) return need_input();
+      if (!message_complete_ok()) return protocol_fail(close_code::invalid_payload, "text message ends inside a UTF-8 sequence");
+      advance(have);
+      in_header = true;
+      in_message = false;
+      return message_event{msg_type, {in.data(), have}, true};
+    }
+
+    const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(in.size(), len - fpos));
+    if (!process_payload(in.data(), chunk, fpos))
+      return protocol_fail(close_code::invalid_payload, "invalid UTF-8 in text message");
+    fpos += chunk;
+    advance(chunk);
+    const bool frame_done = fpos == len;
+    const bool last = frame_done && fh.fin;
+    if (last && !message_complete_ok()) return protocol_fail(close_code::invalid_payload, "text message ends inside a UTF-8 sequence");
+    if (frame_done) in_header = true;
+    if (last) in_message = false;
+
+    if (cfg.deliver_partial_messages) {
+      if (chunk > 0 || last) return message_event{msg_type, {in.data(), chunk}, last};
+      return frame_done ? std::nullopt : need_input();
+    }
+    msg_buf.insert(msg_buf.end(), in.data(), in.data() + chunk);
+    if (last) return message_event{msg_type, msg_buf, true};
+    return frame_done ? std::nullopt : need_input();
+  }
+
+  std::optional<event> on_control(std::uint8_t opcode, std::span<std::byte> payload, time_point now) {
+    if (opcode == opc(detail::opcode::ping)) {
+      // 5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong
+      // frame in response, unless it already received a Close frame."
+      if (cfg.auto_pong && !close_sent) {
+        std::array<std::byte, detail::max_frame_header_size + detail::max_control_payload> frame;
+        const std::size_t n = encode_frame(frame.data(), true, opc(detail::opcode::pong), payload);
+        out.queue_pong(frame.data(), n);
+      }
+      return ping_event{payload};
+    }
+    if (opcode == opc(detail::opcode::pong)) return pong_event{payload, match_pong(payload, now)};
+    return on_close_frame(payload);
+  }
+
+  std::optional<duration> match_pong(std::span<const std::byte> payload, time_point now) {
+    auto same = [&](const std::byte* p, std::size_t n) {
+      return payload.size() == n && (n == 0 || std::memcmp(payload.data(), p, n) == 0);
+    };
+    if (pong_deadline && same(keepalive_payload.data(), keepalive_payload.size())) {
+      pong_deadline.reset();
+      rtt = now - keepalive_sent;
+      if (cfg.timeouts.ping_interval.count() > 0) ping_due = keepalive_sent + cfg.timeouts.ping_interval;
+      if (ping_due && *ping_due < now) ping_due = now;
+      return rtt;
+    }
+    if (app_ping_sent && same(app_ping_payload.data(), app_ping_size)) {
+      rtt = now - *app_ping_sent;
+      app_ping_sent.reset();
+      return rtt;
+    }
+    return std::nullopt;
+  }
+
+  std::optional<event> on_close_frame(std::span<const std::byte> payload) {
+    std::uint16_t code = close_code::no_status;
+    std::string_view reason;
+    if (payload.size() == 1) return protocol_fail(close_code::protocol_error, "close frame payload of one byte");
+    if (payload.size() >= 2) {
+      code = static_cast<std::uint16_t>((std::to_integer<unsigned>(payload[0]) << 8) |
+                                        std::to_integer<unsigned>(payload[1]));
+      if (!close_code::valid_on_wire(code)) return protocol_fail(close_code::protocol_error, "invalid close code");
+      reason = {reinterpret_cast<const char*>(payload.data()) + 2, payload.size() - 2};
+      if (!detail::is_valid_utf8(reason.data(), reason.size()))
+        return protocol_fail(close_code::invalid_payload, "close reason is not UTF-8");
+    }
+    close_received = true;
+    const bool by_peer = !close_sent;
+    // 5.5.1: "the endpoint MUST send a Close frame in response ... It
+    // typically echos the status code it received."
+    if (!close_sent) queue_close(code, {});
+    end_connection(code, reason, true, by_peer, close_cause::handshake);
+    drop_input();
+    if (role == gust::role::server) {
+      transport_close = true;
+    } else if (cfg.timeouts.close_timeout.count() > 0) {
+      // Wait for the server to close TCP first (7.1.1); now is not passed
+      // here, so the deadline starts from the last known time.
+      close_deadline = last_now + cfg.timeouts.close_timeout;
+    }
+    return close_event_now();
+  }
+
+  time_point last_now{};
+  bool stalled = false;  // set by need_input(): stop the read loop
+
+  std::optional<event> next(time_point now) {
+    last_now = now;
+    if (deferred_count > 0) {
+      const deferred d = deferred_events[0];
+      std::rotate(deferred_events.begin(), deferred_events.begin() + 1, deferred_events.end());
+      --deferred_count;
+      switch (d) {
+        case deferred::open:
+          return open_event{subprotocol, extensions, &req_parser->request(), nullptr};
+        case deferred::close:
+          return close_event_now();
+        case deferred::handshake_failure:
+          return handshake_failure_event{&failure};
+      }
+    }
+    for (;;) {
+      switch (st) {
+        case gust::state::closed:
+          if (eof) return on_eof();
+          drop_input();
+          return std::nullopt;
+        case gust::state::connecting:
+          return role == gust::role::server ? server_handshake() : client_handshake(now);
+        case gust::state::open:
+        case gust::state::closing:
+          break;
+      }
+      stalled = false;
+      std::optional<event> ev = in_header ? read_header(now) : read_payload();
+      if (ev || stalled) return ev;
+      // A header consumed or a fragment stored: go on.
+    }
+  }
+
+  // =========================================================================
+  // Time
+
+  void timeout(time_point now) {
+    last_now = now;
+    auto due = [&](const std::optional<time_point>& t) { return t && *t <= now; };
+    switch (st) {
+      case gust::state::connecting:
+        if (due(open_deadline)) {
+          handshake_fail(handshake_error::timeout, "opening handshake timed out");
+          defer(deferred::handshake_failure);
+        }
+        return;
+      case gust::state::open:
+        if (due(pong_deadline)) {
+          // Keepalive: "fail with 1011 when the pong does not come".
+          fail_connection(close_code::internal_error, "keepalive ping timeout", close_cause::keepalive_timeout);
+          defer(deferred::close);
+          return;
+        }
+        if (due(ping_due) && !pong_deadline) send_keepalive(now);
+        return;
+      case gust::state::closing:
+        if (due(close_deadline)) {
+          end_connection(close_code::abnormal, {}, false, false, close_cause::close_timeout);
+          transport_close = true;
+          drop_input();
+          defer(deferred::close);
+        }
+        return;
+      case gust::state::closed:
+        if (due(close_deadline)) {
+          close_deadline.reset();
+          transport_close = true;  // the server did not close: we do
+        }
+        return;
+    }
+  }
+
+  void send_keepalive(time_point now) {
+    ++keepalive_seq;
+    for (int i = 0; i < 4; ++i) keepalive_payload[i] = static_cast<std::byte>(keepalive_seq >> (24 - 8 * i));
+    queue_control(opc(detail::opcode::ping), keepalive_payload);
+    keepalive_sent = now;
+    ping_due.reset();
+    if (cfg.timeouts.ping_timeout.count() > 0)
+      pong_deadline = now + cfg.timeouts.ping_timeout;
+    else
+      ping_due = now + cfg.timeouts.ping_interval;
+  }
+
+  std::optional<time_point> deadline() const noexcept {
+    std::optional<time_point> d;
+    auto take = [&](const std::optional<time_point>& t) {
+      if (t && (!d || *t < *d)) d = t;
+    };
+    take(open_deadline);
+    take(close_deadline);
+    take(ping_due);
+    take(pong_deadline);
+    return d;
+  }
+
+  // =========================================================================
+  // Sending
+
+  std::error_code check_can_send_data() const noexcept {
+    if (st != gust::state::open) return errc::invalid_state;
+    if (out.size() >= cfg.limits.max_buffered_output) return errc::output_limit_reached;
+    return {};
+  }
+
+  std::error_code send(message_type type, std::span<const std::byte> data,
+                       const std::shared_ptr<const void>* owner) {
+    if (auto ec = check_can_send_data()) return ec;
+    if (out_in_message) return errc::message_in_progress;
+    if (type == message_type::text && !detail::is_valid_utf8(data.data(), data.size()))
+      return errc::invalid_utf8;
+    queue_data(static_cast<std::uint8_t>(type), data, true, owner);
+    return {};
+  }
+
+  std::error_code send_fragment(message_type type, std::span<const std::byte> data, bool fin) {
+    if (auto ec = check_can_send_data()) return ec;
+    std::uint8_t opcode = static_cast<std::uint8_t>(type);
+    if (out_in_message) {
+      if (type != out_type) return errc::fragment_type_mismatch;
+      opcode = opc(detail::opcode::continuation);
+    } else {
+      out_utf8.reset();
+    }
+    if (type == message_type::text) {
+      detail::utf8_validator probe = out_utf8;
+      if (!probe.feed(data.data(), data.size()) || (fin && !probe.complete())) return errc::invalid_utf8;
+      out_utf8 = probe;
+    }
+    queue_data(opcode, data, fin, nullptr);
+    out_in_message = !fin;
+    out_type = type;
+    return {};
+  }
+};
+
+// ===========================================================================
+// connection
+
+connection::connection(std::unique_ptr<impl> p) noexcept : impl_(std::move(p)) {}
+connection::connection(connection&&) noexcept = default;
+connection& connection::operator=(connection&&) noexcept = default;
+connection::~connection() = default;
+
+role connection::role() const noexcept { return impl_->role; }
+state connection::state() const noexcept { return impl_->st; }
+
+std::span<std::byte> connection::prepare(std::size_t min_size) {
+  impl_->stash_borrowed();
+  impl_->reserve_input(min_size ? min_size : default_read_size);
+  return {impl_->ibuf.get() + impl_->iend, impl_->icap - impl_->iend};
+}
+
+void connection::commit(std::size_t n, time_point now) {
+  impl_->last_now = now;
+  impl_->iend += std::min(n, impl_->icap - impl_->iend);
+}
+
+void connection::receive(std::span<std::byte> data, time_point now) {
+  impl_->last_now = now;
+  if (data.empty()) return;
+  impl_->stash_borrowed();
+  if (impl_->ipos < impl_->iend) {
+    impl_->append_input(data.data(), data.size());
+  } else {
+    impl_->ipos = impl_->iend = 0;
+    impl_->borrowed = data.data();
+    impl_->bpos = 0;
+    impl_->bend = data.size();
+  }
+}
+
+void connection::receive_eof(time_point now) {
+  impl_->last_now = now;
+  impl_->eof = true;
+}
+
+std::optional<event> connection::next_event(time_point now) { return impl_->next(now); }
+
+std::span<const const_buffer> connection::pending_output() { return impl_->out.pending(); }
+
+std::error_code connection::consume_output(std::size_t n) {
+  if (!impl_->out.consume(n)) return errc::consume_past_end;
+  return {};
+}
+
+std::size_t connection::buffered_amount() const noexcept { return impl_->out.size(); }
+bool connection::transport_should_close() const noexcept { return impl_->transport_close; }
+std::optional<time_point> connection::next_deadline() const noexcept { return impl_->deadline(); }
+void connection::on_timeout(time_point now) { impl_->timeout(now); }
+
+std::error_code connection::send_text(std::string_view text) {
+  return impl_->send(message_type::text, std::as_bytes(std::span(text.data(), text.size())), nullptr);
+}
+std::error_code connection::send_binary(std::span<const std::byte> data) {
+  return impl_->send(message_type::binary, data, nullptr);
+}
+std::error_code connection::send(message_type type, std::span<const std::byte> data) {
+  return impl_->send(type, data, nullptr);
+}
+std::error_code connection::send_shared(message_type type, std::span<const std::byte> data,
+                                        std::shared_ptr<const void> owner) {
+  return impl_->send(type, data, &owner);
+}
+std::error_code connection::send_fragment(message_type type, std::span<const std::byte> data,
+                                          bool fin) {
+  return impl_->send_fragment(type, data, fin);
+}
+
+std::error_code connection::ping(std::span<const std::byte> payload, time_point now) {
+  impl& c = *impl_;
+  if (payload.size() > detail::max_control_payload) return errc::control_frame_too_large;
+  if (c.st != gust::state::open) return errc::invalid_state;
+  if (c.out.size() >= c.cfg.limits.max_buffered_output) return errc::output_limit_reached;
+  c.queue_control(opc(detail::opcode::ping), payload);
+  std::memcpy(c.app_ping_payload.data(), payload.data(), payload.size());
+  c.app_ping_size = payload.size();
+  c.app_ping_sent = now;
+  return {};
+}
+
+std::error_code connection::pong(std::span<const std::byte> payload) {
+  impl& c = *impl_;
+  if (payload.size() > detail::max_control_payload) return errc::control_frame_too_large;
+  if (c.st != gust::state::open) return errc::invalid_state;
+  if (c.out.size() >= c.cfg.limits.max_buffered_output) return errc::output_limit_reached;
+  c.queue_control(opc(detail::opcode::pong), payload);
+  return {};
+}
+
+std::error_code connection::close(time_point now, std::uint16_t code, std::string_view reason) {
+  impl& c = *impl_;
+  if (c.st != gust::state::open) return errc::invalid_state;
+  if (code != close_code::no_status && !close_code::valid_on_wire(code)) return errc::invalid_close_code;
+  if (reason.size() > max_close_reason || (code == close_code::no_status && !reason.empty()))
+    return errc::invalid_argument;
+  if (!detail::is_valid_utf8(reason.data(), reason.size())) return errc::invalid_utf8;
+  c.last_now = now;
+  c.queue_close(code, reason);
+  c.st = gust::state::closing;
+  c.ping_due.reset();
+  c.pong_deadline.reset();
+  if (c.cfg.timeouts.close_timeout.count() > 0) c.close_deadline = now + c.cfg.timeouts.close_timeout;
+  return {};
+}
+
+void connection::fail(time_point now, std::uint16_t code, std::string_view reason) {
+  impl& c = *impl_;
+  c.last_now = now;
+  if (!close_code::valid_on_wire(code)) code = close_code::internal_error;
+  if (reason.size() > max_close_reason || !detail::is_valid_utf8(reason.data(), reason.size()))
+    reason = {};
+  switch (c.st) {
+    case gust::state::connecting:
+      c.st = gust::state::closed;
+      c.transport_close = true;
+      c.awaiting_answer = false;
+      c.open_deadline.reset();
+      c.drop_input();
+      return;
+    case gust::state::open:
+    case gust::state::closing:
+      c.fail_connection(code, reason, close_cause::failed_locally);
+      c.defer(deferred::close);
+      return;
+    case gust::state::closed:
+      c.transport_close = true;
+      return;
+  }
+}
+
+std::string_view connection::subprotocol() const noexcept { return impl_->subprotocol; }
+std::optional<duration> connection::latency() const noexcept { return impl_->rtt; }
+const gust::settings& connection::settings() const noexcept { return impl_->cfg; }
+
+memory_usage connection::memory() const noexcept {
+  return {impl_->icap, impl_->msg_buf.capacity(), impl_->out.memory()};
+}
+
+// ===========================================================================
+// server_connection
+
+server_connection::server_connection(time_point now, gust::settings s, server_options opts)
+    : connection(std::make_unique<impl>(gust::role::server, now, std::move(s))) {
+  impl_->sopts = std::move(opts);
+  impl_->req_parser.emplace(impl_->cfg.limits);
+}
+
+std::error_code server_connection::accept(time_point now, accept_options opts) {
+  impl& c = *impl_;
+  if (!c.awaiting_answer) return errc::no_pending_request;
+  const http::request& req = c.req_parser->request();
+  std::optional<std::string> chosen;
+  if (opts.subprotocol) {
+    if (!opts.subprotocol->empty()) {
+      // 4.2.2: the server selects one of the values the client offered.
+      const auto& offered = c.upgrade.subprotocols;
+      if (std::find(offered.begin(), offered.end(), *opts.subprotocol) == offered.end())
+        return errc::invalid_argument;
+      chosen = *opts.subprotocol;
+    }
+  } else {
+    chosen = detail::select_subprotocol(req, c.upgrade.subprotocols, c.sopts);
+  }
+  c.subprotocol = chosen.value_or(std::string());
+  c.queue_handshake_bytes(detail::write_switching_protocols(
+      detail::accept_value(c.upgrade.key), c.subprotocol, c.extensions, opts.extra_headers,
+      c.sopts.server_header));
+  c.awaiting_answer = false;
+  c.become_open(now);
+  c.defer(deferred::open);
+  return {};
+}
+
+std::error_code server_connection::reject(int status, std::string_view body) {
+  if (status < 400 || status > 599) return errc::invalid_argument;
+  http::response r;
+  r.status = status;
+  r.body.assign(body);
+  return respond(r);
+}
+
+std::error_code server_connection::respond(const http::response& response) {
+  impl& c = *impl_;
+  if (!c.awaiting_answer) return errc::no_pending_request;
+  if (response.status < 200 || response.status > 599 || response.status == 101)
+    return errc::invalid_argument;
+  std::string_view phrase = response.reason.empty() ? detail::status_reason(response.status)
+                                                    : std::string_view(response.reason);
+  c.queue_handshake_bytes(detail::write_response(response.status, phrase, response.headers,
+                                                 response.body, c.sopts.server_header));
+  c.failure = handshake_failure{handshake_error::rejected, {}, std::nullopt};
+  c.awaiting_answer = false;
+  c.st = gust::state::closed;
+  c.transport_close = true;
+  c.open_deadline.reset();
+  c.drop_input();
+  return {};
+}
+
+const http::request* server_connection::request() const noexcept {
+  // request_parser has no const accessor; reading through it changes nothing.
+  impl& c = const_cast<impl&>(*impl_);
+  if (!c.req_parser || c.req_parser->status() != detail::parse_status::done) return nullptr;
+  return &c.req_parser->request();
+}
+
+// ===========================================================================
+// client_connection
+
+client_connection::client_connection(time_point now, client_options opts, gust::settings s)
+    : connection(std::make_unique<impl>(gust::role::client, now, std::move(s))) {
+  impl& c = *impl_;
+  c.copts = std::move(opts);
+  c.key = detail::make_key(c.cfg.random);
+  c.queue_handshake_bytes(detail::write_upgrade_request(c.copts, c.key));
+  c.resp_parser.emplace(c.cfg.limits);
+}
+
+}  // namespace gust

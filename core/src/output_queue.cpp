@@ -1,0 +1,161 @@
+#include "output_queue.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace gust::detail {
+namespace {
+
+// Above this the arena is released when the queue drains: one large message
+// should not pin its size in every idle connection.
+constexpr std::size_t arena_keep_limit = 256 * 1024;
+constexpr std::size_t arena_min_size = 4096;
+// POSIX guarantees at least this many buffers per writev (IOV_MAX).
+constexpr std::size_t max_iov = 1024;
+
+}  // namespace
+
+std::byte* output_queue::arena_alloc(std::size_t n) {
+  if (arena_used_ + n > arena_cap_) {
+    // Slide the live bytes down to the start before growing.
+    std::size_t live_start = arena_used_;
+    for (std::size_t i = head_; i < segs_.size(); ++i)
+      if (segs_[i].k == kind::arena) live_start = std::min(live_start, segs_[i].offset);
+    if (live_start > 0) {
+      std::memmove(arena_.get(), arena_.get() + live_start, arena_used_ - live_start);
+      for (std::size_t i = head_; i < segs_.size(); ++i)
+        if (segs_[i].k == kind::arena) segs_[i].offset -= live_start;
+      arena_used_ -= live_start;
+    }
+    if (arena_used_ + n > arena_cap_) {
+      std::size_t cap = std::max({arena_cap_ * 2, arena_used_ + n, arena_min_size});
+      auto grown = std::make_unique_for_overwrite<std::byte[]>(cap);
+      if (arena_used_) std::memcpy(grown.get(), arena_.get(), arena_used_);
+      arena_ = std::move(grown);
+      arena_cap_ = cap;
+    }
+  }
+  std::byte* p = arena_.get() + arena_used_;
+  arena_used_ += n;
+  return p;
+}
+
+std::byte* output_queue::append(std::size_t n, bool frame_start) {
+  std::byte* p = arena_alloc(n);
+  segs_.push_back({kind::arena, frame_start, false, static_cast<std::size_t>(p - arena_.get()), n,
+                   nullptr, nullptr});
+  pending_bytes_ += n;
+  return p;
+}
+
+void output_queue::append_external(const std::byte* p, std::size_t n,
+                                   std::shared_ptr<const void> owner, bool frame_start) {
+  if (n == 0) return;
+  segs_.push_back({kind::external, frame_start, false, 0, n, p, std::move(owner)});
+  pending_bytes_ += n;
+}
+
+bool output_queue::started(std::size_t index) const noexcept {
+  return index == head_ && (head_done_ > 0 || !segs_[index].frame_start);
+}
+
+std::size_t output_queue::control_insert_position() const noexcept {
+  std::size_t pos = head_;
+  if (pos < segs_.size() && started(pos)) {
+    ++pos;  // finish the frame that is going out
+    while (pos < segs_.size() && !segs_[pos].frame_start) ++pos;
+  }
+  while (pos < segs_.size() && segs_[pos].control) ++pos;
+  return pos;
+}
+
+std::byte* output_queue::insert_control(std::size_t n) {
+  std::byte* p = arena_alloc(n);
+  const std::size_t pos = control_insert_position();
+  segs_.insert(segs_.begin() + static_cast<std::ptrdiff_t>(pos),
+               segment{kind::arena, true, true, static_cast<std::size_t>(p - arena_.get()), n,
+                       nullptr, nullptr});
+  pending_bytes_ += n;
+  return p;
+}
+
+void output_queue::queue_pong(const std::byte* frame, std::size_t n) {
+  n = std::min(n, pong_slot_size);
+  for (std::size_t i = head_; i < segs_.size(); ++i) {
+    segment& s = segs_[i];
+    if (s.k == kind::pong && !started(i)) {
+      std::memcpy(pong_slots_[s.offset], frame, n);
+      pending_bytes_ = pending_bytes_ - s.size + n;
+      s.size = n;
+      return;
+    }
+  }
+  // At most one pong is going out and none waits: a free slot exists.
+  const std::size_t slot = pong_in_use_[0] ? 1 : 0;
+  pong_in_use_[slot] = true;
+  std::memcpy(pong_slots_[slot], frame, n);
+  const std::size_t pos = control_insert_position();
+  segs_.insert(segs_.begin() + static_cast<std::ptrdiff_t>(pos),
+               segment{kind::pong, true, true, slot, n, nullptr, nullptr});
+  pending_bytes_ += n;
+}
+
+const std::byte* output_queue::data_of(const segment& s) const noexcept {
+  switch (s.k) {
+    case kind::arena: return arena_.get() + s.offset;
+    case kind::external: return s.ptr;
+    case kind::pong: return pong_slots_[s.offset];
+  }
+  return nullptr;
+}
+
+std::span<const const_buffer> output_queue::pending() {
+  iov_.clear();
+  for (std::size_t i = head_; i < segs_.size() && iov_.size() < max_iov; ++i) {
+    const std::size_t skip = i == head_ ? head_done_ : 0;
+    iov_.push_back({data_of(segs_[i]) + skip, segs_[i].size - skip});
+  }
+  return iov_;
+}
+
+void output_queue::release_front() {
+  segment& s = segs_[head_];
+  if (s.k == kind::pong) pong_in_use_[s.offset] = false;
+  s.owner.reset();
+  ++head_;
+  head_done_ = 0;
+}
+
+bool output_queue::consume(std::size_t n) {
+  if (n > pending_bytes_) return false;
+  pending_bytes_ -= n;
+  while (n > 0) {
+    const std::size_t left = segs_[head_].size - head_done_;
+    if (n < left) {
+      head_done_ += n;
+      break;
+    }
+    n -= left;
+    release_front();
+  }
+  if (head_ == segs_.size()) {
+    segs_.clear();
+    head_ = 0;
+    arena_used_ = 0;
+    if (arena_cap_ > arena_keep_limit) {
+      arena_.reset();
+      arena_cap_ = 0;
+    }
+  } else if (head_ >= 64 && head_ * 2 >= segs_.size()) {
+    segs_.erase(segs_.begin(), segs_.begin() + static_cast<std::ptrdiff_t>(head_));
+    head_ = 0;
+  }
+  return true;
+}
+
+std::size_t output_queue::memory() const noexcept {
+  return arena_cap_ + segs_.capacity() * sizeof(segment) +
+         iov_.capacity() * sizeof(const_buffer) + sizeof(pong_slots_);
+}
+
+}  // namespace gust::detail

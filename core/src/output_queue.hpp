@@ -1,0 +1,91 @@
+// The bytes a connection wants sent: a queue of segments offered as a
+// writev-ready list and released by byte count.
+//
+// Why segments and not one byte buffer: a server's large payload can be
+// referenced where it lies (send_shared, broadcast) instead of copied behind
+// its header, and a control frame can be placed between two data frames that
+// are already queued, so a pong or close never waits behind megabytes
+// (RFC 6455 5.4 allows control frames between fragments).
+//
+// Storage: copied bytes live in one arena that is reused from its start
+// whenever the queue drains, so steady-state sending does not allocate.
+// Auto-pongs live in two fixed slots, so a ping flood that is never read
+// cannot grow the queue (see queue_pong).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "gust/connection.hpp"
+
+namespace gust::detail {
+
+class output_queue {
+ public:
+  output_queue() = default;
+  output_queue(const output_queue&) = delete;
+  output_queue& operator=(const output_queue&) = delete;
+
+  /// `n` writable bytes at the back of the queue, copied data. `frame_start`
+  /// marks the first segment of a frame (where a control frame may be put
+  /// before it). The pointer is valid until the next call that adds.
+  std::byte* append(std::size_t n, bool frame_start);
+  /// A segment referencing `n` bytes at `p`, kept alive by `owner`.
+  void append_external(const std::byte* p, std::size_t n,
+                       std::shared_ptr<const void> owner, bool frame_start);
+  /// `n` writable bytes for one whole control frame, placed after the frame
+  /// being written (if any) and after the control frames already waiting,
+  /// but before every data frame not yet started.
+  std::byte* insert_control(std::size_t n);
+  /// A pong frame (at most 14 + 125 bytes). If a pong queued by this call
+  /// earlier has not started going out, it is replaced in place: only the
+  /// latest ping is answered (RFC 6455 5.5.3 allows it), and a flood of
+  /// pings holds at most two pong frames.
+  void queue_pong(const std::byte* frame, std::size_t n);
+
+  std::span<const const_buffer> pending();
+  /// Releases the first `n` pending bytes; false if `n` is above size().
+  bool consume(std::size_t n);
+
+  std::size_t size() const noexcept { return pending_bytes_; }
+  bool empty() const noexcept { return pending_bytes_ == 0; }
+  /// Bytes of storage held (arena capacity, bookkeeping, pong slots).
+  std::size_t memory() const noexcept;
+
+ private:
+  enum class kind : std::uint8_t { arena, external, pong };
+  struct segment {
+    kind k;
+    bool frame_start;
+    bool control;
+    std::size_t offset;  // arena: offset; pong: slot index
+    std::size_t size;
+    const std::byte* ptr;  // external only
+    std::shared_ptr<const void> owner;
+  };
+  static constexpr std::size_t pong_slot_size = 14 + 125;
+
+  std::byte* arena_alloc(std::size_t n);
+  const std::byte* data_of(const segment& s) const noexcept;
+  std::size_t control_insert_position() const noexcept;
+  bool started(std::size_t index) const noexcept;
+  void release_front();
+
+  std::vector<segment> segs_;
+  std::size_t head_ = 0;       // first unconsumed segment
+  std::size_t head_done_ = 0;  // bytes of segs_[head_] already consumed
+  std::size_t pending_bytes_ = 0;
+
+  std::unique_ptr<std::byte[]> arena_;
+  std::size_t arena_cap_ = 0;
+  std::size_t arena_used_ = 0;
+
+  std::byte pong_slots_[2][pong_slot_size];
+  bool pong_in_use_[2] = {false, false};
+
+  std::vector<const_buffer> iov_;
+};
+
+}  // namespace gust::detail
