@@ -232,9 +232,10 @@ TEST_SUITE("HTTP/1.1 request parsing") {
     REQUIRE(r.status == parse_status::done);
     CHECK(r.consumed == chrome_request.size());
     CHECK(r.target == "/socket?room=42&token=abc");
-    CHECK(r.fields.size() == 14);
+    CHECK(r.fields.size() == 13);
 
-    request_parser p{limits{}};
+    const limits lim;
+    request_parser p{lim};
     REQUIRE(p.feed(as_bytes(chrome_request)) == chrome_request.size());
     const auto& req = p.request();
     CHECK(req.path() == "/socket");
@@ -253,7 +254,8 @@ TEST_SUITE("HTTP/1.1 request parsing") {
     CHECK(r.status == parse_status::done);
     CHECK(r.consumed == rfc_request.size());
 
-    request_parser p{limits{}};
+    const limits lim;
+    request_parser p{lim};
     const std::string both = rfc_request + frame;
     CHECK(p.feed(as_bytes(both)) == rfc_request.size());
     CHECK(p.status() == parse_status::done);
@@ -267,7 +269,8 @@ TEST_SUITE("HTTP/1.1 request parsing") {
   }
 
   TEST_CASE("empty input changes nothing") {
-    request_parser p{limits{}};
+    const limits lim;
+    request_parser p{lim};
     CHECK(p.feed({}) == 0);
     CHECK(p.status() == parse_status::need_more);
     CHECK(p.feed(as_bytes("GET / HTTP/1.1\r")) == 15);
@@ -276,7 +279,8 @@ TEST_SUITE("HTTP/1.1 request parsing") {
   }
 
   TEST_CASE("nothing is consumed after an error") {
-    request_parser p{limits{}};
+    const limits lim;
+    request_parser p{lim};
     CHECK(p.feed(as_bytes("GET / HTTP/1.1\n")) == 15);
     CHECK(p.status() == parse_status::error);
     CHECK(p.feed(as_bytes("Host: x\r\n\r\n")) == 0);
@@ -296,7 +300,8 @@ TEST_SUITE("HTTP/1.1 request parsing") {
     REQUIRE(r.status == parse_status::done);
     CHECK(r.fields[1].first == "upgrade");
     CHECK(r.fields[2].first == "CONNECTION");
-    request_parser p{limits{}};
+    const limits lim;
+    request_parser p{lim};
     p.feed(as_bytes(in));
     CHECK(p.request().headers.get("Sec-WebSocket-Key") == "abc");
     CHECK(p.request().headers.count("Connection") == 1);
@@ -558,7 +563,7 @@ TEST_SUITE("HTTP/1.1 response parsing") {
     limits lim;
     lim.max_response_body = 4;
     const auto r =
-        parse_response("HTTP/1.1 403 Forbidden\r\n\r\n" + std::string(100000, 'x'), lim, true);
+        parse_response("HTTP/1.1 403 Forbidden\r\n\r\n" + std::string(3000, 'x'), lim, true);
     REQUIRE(r.status == parse_status::done);
     CHECK(r.body == "xxxx");
   }

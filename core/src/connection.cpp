@@ -282,7 +282,11 @@ struct connection::impl {
     } while (pos < data.size());
   }
 
-  void queue_close(std::uint16_t code, std::string_view reason) {
+  // `urgent`: a close that answers the peer's or fails the connection goes
+  // out after the frame being written, and unsent data is dropped (5.5.1:
+  // no data frames after a close). The application's close() is not
+  // urgent: it follows what was queued before it, so nothing is lost.
+  void queue_close(std::uint16_t code, std::string_view reason, bool urgent) {
     std::array<std::byte, 2 + max_close_reason> payload;
     std::size_t n = 0;
     if (code != close_code::no_status) {
@@ -292,7 +296,14 @@ struct connection::impl {
       std::memcpy(payload.data() + 2, reason.data(), n);
       n += 2;
     }
-    queue_control(opc(detail::opcode::close), {payload.data(), n});
+    const std::span<const std::byte> body{payload.data(), n};
+    const std::size_t size = detail::frame_header_size(n, masks()) + n;
+    if (urgent) {
+      out.discard_unsent_data();
+      encode_frame(out.insert_control(size), true, opc(detail::opcode::close), body);
+    } else {
+      encode_frame(out.append(size, true, true), true, opc(detail::opcode::close), body);
+    }
     close_sent = true;
   }
 
@@ -332,7 +343,7 @@ struct connection::impl {
   // RFC 6455 7.1.7 _Fail the WebSocket Connection_: send a close frame if we
   // still may, stop reading, close the transport.
   void fail_connection(std::uint16_t code, std::string_view reason, close_cause why) {
-    if (!close_sent) queue_close(code, reason);
+    if (!close_sent) queue_close(code, reason, true);
     end_connection(code, reason, false, false, why);
     transport_close = true;
     drop_input();
@@ -636,7 +647,7 @@ struct connection::impl {
     const bool by_peer = !close_sent;
     // 5.5.1: "the endpoint MUST send a Close frame in response ... It
     // typically echos the status code it received."
-    if (!close_sent) queue_close(code, {});
+    if (!close_sent) queue_close(code, {}, true);
     end_connection(code, reason, true, by_peer, close_cause::handshake);
     drop_input();
     if (role == gust::role::server) {
@@ -891,7 +902,7 @@ std::error_code connection::close(time_point now, std::uint16_t code, std::strin
     return errc::invalid_argument;
   if (!detail::is_valid_utf8(reason.data(), reason.size())) return errc::invalid_utf8;
   c.last_now = now;
-  c.queue_close(code, reason);
+  c.queue_close(code, reason, false);
   c.st = gust::state::closing;
   c.ping_due.reset();
   c.pong_deadline.reset();

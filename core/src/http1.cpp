@@ -99,12 +99,16 @@ scan_result scan_line(std::span<const std::byte> data, std::size_t& pos,
       }
       return scan_result::line;
     }
-    std::size_t end = pos;
-    while (end < size && bytes[end] != '\r' && bytes[end] != '\n') ++end;
-    const std::size_t chunk = end - pos;
     const std::size_t line_room = bounds.max_line - line.size();
     const std::size_t total_room = bounds.max_total - total;
-    if (chunk > line_room || chunk > total_room) {
+    // Looking further than one byte past the room left would only find out
+    // that the line is too long more slowly.
+    const std::size_t room = std::min(line_room, total_room);
+    const std::size_t scan_end = size - pos > room ? pos + room + 1 : size;
+    std::size_t end = pos;
+    while (end < scan_end && bytes[end] != '\r' && bytes[end] != '\n') ++end;
+    const std::size_t chunk = end - pos;
+    if (chunk > room) {
       // Consume up to the first byte past the limit, not the rest.
       if (line_room <= total_room) {
         pos += line_room + 1;

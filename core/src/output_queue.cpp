@@ -40,9 +40,9 @@ std::byte* output_queue::arena_alloc(std::size_t n) {
   return p;
 }
 
-std::byte* output_queue::append(std::size_t n, bool frame_start) {
+std::byte* output_queue::append(std::size_t n, bool frame_start, bool control) {
   std::byte* p = arena_alloc(n);
-  segs_.push_back({kind::arena, frame_start, false, static_cast<std::size_t>(p - arena_.get()), n,
+  segs_.push_back({kind::arena, frame_start, control, static_cast<std::size_t>(p - arena_.get()), n,
                    nullptr, nullptr});
   pending_bytes_ += n;
   return p;
@@ -98,6 +98,24 @@ void output_queue::queue_pong(const std::byte* frame, std::size_t n) {
   segs_.insert(segs_.begin() + static_cast<std::ptrdiff_t>(pos),
                segment{kind::pong, true, true, slot, n, nullptr, nullptr});
   pending_bytes_ += n;
+}
+
+void output_queue::discard_unsent_data() {
+  std::size_t pos = head_;
+  if (pos < segs_.size() && started(pos)) {
+    ++pos;
+    while (pos < segs_.size() && !segs_[pos].frame_start) ++pos;
+  }
+  std::size_t keep = pos;
+  for (std::size_t i = pos; i < segs_.size(); ++i) {
+    if (segs_[i].control) {
+      if (keep != i) segs_[keep] = std::move(segs_[i]);
+      ++keep;
+    } else {
+      pending_bytes_ -= segs_[i].size;
+    }
+  }
+  segs_.resize(keep);  // releases the owners of dropped external segments
 }
 
 const std::byte* output_queue::data_of(const segment& s) const noexcept {

@@ -31,7 +31,7 @@ class output_queue {
   /// `n` writable bytes at the back of the queue, copied data. `frame_start`
   /// marks the first segment of a frame (where a control frame may be put
   /// before it). The pointer is valid until the next call that adds.
-  std::byte* append(std::size_t n, bool frame_start);
+  std::byte* append(std::size_t n, bool frame_start, bool control = false);
   /// A segment referencing `n` bytes at `p`, kept alive by `owner`.
   void append_external(const std::byte* p, std::size_t n,
                        std::shared_ptr<const void> owner, bool frame_start);
@@ -44,6 +44,10 @@ class output_queue {
   /// latest ping is answered (RFC 6455 5.5.3 allows it), and a flood of
   /// pings holds at most two pong frames.
   void queue_pong(const std::byte* frame, std::size_t n);
+  /// Drops every data frame that has not started going out; the frame being
+  /// written (if any) and control frames stay. For a close that must not
+  /// wait: RFC 6455 5.5.1 forbids data frames after it.
+  void discard_unsent_data();
 
   std::span<const const_buffer> pending();
   /// Releases the first `n` pending bytes; false if `n` is above size().

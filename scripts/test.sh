@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test: the normal build and
+# the sanitizer build (address + undefined behaviour). Ends with
+#   tests: N passed, M failed
+# counting doctest test cases (and any other test as one). Exits non-zero on
+# any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh || exit 1
+
+werror=false
+[ "${CI:-}" = "true" ] && werror=true
+jobs=$(nproc)
+
+total_pass=0
+total_fail=0
+status=0
+
+run_build() {  # name, meson options...
+  local dir=$1; shift
+  if [ ! -d "$dir" ]; then
+    meson setup "$dir" -Dwerror=$werror "$@" >/dev/null || { echo "meson setup $dir failed"; status=1; return; }
+  fi
+  if ! ninja -C "$dir" -j"$jobs" >"$dir.build.log" 2>&1; then
+    tail -50 "$dir.build.log"; echo "build $dir failed"; status=1; total_fail=$((total_fail + 1)); return
+  fi
+  meson test -C "$dir" --print-errorlogs --num-processes "$jobs" >"$dir.test.log" 2>&1
+  local rc=$?
+  tail -8 "$dir.test.log"
+  [ $rc -ne 0 ] && { cat "$dir.test.log" | grep -E "FAIL|ERROR|TIMEOUT" | head -40; status=1; }
+  read -r p f < <(python3 scripts/count_tests.py "$dir/meson-logs/testlog.json")
+  echo "$dir: $p passed, $f failed"
+  total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
+}
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+
+echo "== normal build"
+run_build build
+echo "== sanitizer build (address, undefined)"
+run_build build-sanitize -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug -Doptimization=1
+
+echo "tests: $total_pass passed, $total_fail failed"
+[ $status -eq 0 ] && [ $total_fail -eq 0 ]
