@@ -159,7 +159,8 @@ std::vector<invalid_case> invalid_cases() {
   c.push_back({"lone 80", B({0x80}), 0});
   c.push_back({"lone BF", B({0xbf}), 0});
   c.push_back({"80 BF", B({0x80, 0xbf}), 0});
-  c.push_back({"80 BF 80 BF 80 BF 80", B({0x80, 0xbf, 0x80, 0xbf, 0x80, 0xbf, 0x80}), 0});
+  c.push_back({"80 BF 80 BF 80 BF 80",
+               B({0x80, 0xbf, 0x80, 0xbf, 0x80, 0xbf, 0x80}), 0});
   {
     bytes all;
     for (unsigned b = 0x80; b <= 0xbf; ++b) all.push_back(std::byte(b));
@@ -311,6 +312,12 @@ impl::state byte_state(const bytes& data, std::size_t n) {
   for (std::size_t i = 0; i < n && s != impl::reject_state; ++i)
     s = scalar.feed(&data[i], 1, s);
   return s;
+}
+
+// A pointer into `buf` that is `offset` bytes past a 64-byte boundary.
+std::byte* aligned_at(bytes& buf, std::size_t offset) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(buf.data());
+  return buf.data() + (64 - addr % 64) % 64 + offset;
 }
 
 }  // namespace
@@ -476,13 +483,19 @@ TEST_CASE("utf8: failure is sticky until reset") {
 }
 
 TEST_CASE("utf8: ASCII fast path boundaries") {
+  const mask_key fast_path_key{std::byte{0xaa}, std::byte{0x55},
+                               std::byte{0x80}, std::byte{0x7f}};
+  bytes scratch(512);
   for (const auto& candidate : impl::available()) {
     CAPTURE(mimpl::isa_name(candidate.which));
-    for (std::size_t size : {71u, 100u, 200u, 300u}) {
+    // Sizes that end exactly on 16/32/64/128-byte blocks make a skipped
+    // all-ASCII block the last thing seen, as well as ones that do not.
+    for (std::size_t size : {16u, 48u, 64u, 71u, 96u, 100u, 128u, 160u, 200u,
+                             256u, 288u, 300u, 384u}) {
       CAPTURE(size);
       bytes text(size, std::byte{'a'});
       // A bad byte anywhere is seen, whatever block it falls in.
-      for (std::size_t pos = 0; pos <= 70; ++pos) {
+      for (std::size_t pos = 0; pos <= 70 && pos < size; ++pos) {
         for (unsigned bad : {0x80u, 0xbfu, 0xc0u, 0xf5u, 0xffu}) {
           bytes t = text;
           t[pos] = std::byte(bad);
@@ -505,6 +518,21 @@ TEST_CASE("utf8: ASCII fast path boundaries") {
           CAPTURE(pos);
           FAIL_CHECK("open sequence before ASCII not rejected");
         }
+        // The same through unmasking. Its blocks are counted from an
+        // aligned address, so try starts at several alignments.
+        for (std::size_t align : {0u, 3u, 16u, 29u}) {
+          std::byte* data = aligned_at(scratch, align);
+          std::memcpy(data, t.data(), t.size());
+          reference_mask(data, t.size(), fast_path_key, 1);
+          const impl::state s = candidate.unmask_feed(
+              data, t.size(), mimpl::rotated_key(fast_path_key, 1),
+              impl::accept_state);
+          if (s != want || std::memcmp(data, t.data(), t.size()) != 0) {
+            CAPTURE(pos);
+            CAPTURE(align);
+            FAIL_CHECK("unmask: open sequence before ASCII not rejected");
+          }
+        }
       }
       // Multibyte characters straddling every block boundary.
       for (std::size_t pos = 0; pos + 4 <= size; ++pos) {
@@ -512,7 +540,7 @@ TEST_CASE("utf8: ASCII fast path boundaries") {
           bytes t = text;
           const auto e = encode(cp);
           if (pos + e.size() > size) continue;
-          std::copy(e.begin(), e.end(), t.begin() + static_cast<long>(pos));
+          for (std::size_t k = 0; k < e.size(); ++k) t[pos + k] = e[k];
           if (candidate.feed(t.data(), t.size(), impl::accept_state) !=
               impl::accept_state) {
             CAPTURE(pos);
@@ -526,7 +554,7 @@ TEST_CASE("utf8: ASCII fast path boundaries") {
   // The specific case: a 4-byte character across the 32-byte boundary.
   bytes t(64, std::byte{'x'});
   const auto e = encode(0x1f600);
-  std::copy(e.begin(), e.end(), t.begin() + 30);
+  for (std::size_t k = 0; k < e.size(); ++k) t[30 + k] = e[k];
   CHECK(is_valid_utf8(t.data(), t.size()));
   CHECK(fail_index(t) == none);
 }
@@ -598,8 +626,10 @@ TEST_CASE("utf8: unmask_and_feed equals mask_in_place + feed") {
       bytes d = masked;
       utf8_validator vd;
       bool ok_d = true;
-      const std::size_t cut1 = n == 0 ? 0 : r.below(static_cast<std::uint32_t>(n + 1));
-      const std::size_t cut2 = cut1 + (n == cut1 ? 0 : r.below(static_cast<std::uint32_t>(n - cut1 + 1)));
+      const auto n32 = static_cast<std::uint32_t>(n);
+      const std::size_t cut1 = r.below(n32 + 1);
+      const std::size_t cut2 =
+          cut1 + r.below(n32 - static_cast<std::uint32_t>(cut1) + 1);
       const std::size_t cuts[] = {0, cut1, cut2, n};
       for (int k = 0; k < 3; ++k) {
         const std::size_t from = cuts[k], len = cuts[k + 1] - from;
@@ -637,7 +667,8 @@ TEST_CASE("utf8: large masked payloads, ASCII and mixed") {
       // One bad byte late in the payload: rejected, and still all unmasked.
       bytes bad = plain;
       bad[plain.size() - 1000] = std::byte{0xff};
-      std::copy(bad.begin(), bad.end(), buf.begin() + static_cast<long>(offset));
+      std::copy(bad.begin(), bad.end(),
+                buf.begin() + static_cast<long>(offset));
       reference_mask(buf.data() + offset, bad.size(), key, 2);
       utf8_validator w;
       CHECK_FALSE(w.unmask_and_feed(buf.data() + offset, bad.size(), key, 2));

@@ -40,7 +40,8 @@ std::string base64_encode(std::span<const std::byte> data) {
     return std::uint32_t{std::to_integer<std::uint8_t>(data[k])};
   };
   for (; i + 3 <= data.size(); i += 3) {
-    const std::uint32_t v = byte_at(i) << 16 | byte_at(i + 1) << 8 | byte_at(i + 2);
+    const std::uint32_t v =
+        byte_at(i) << 16 | byte_at(i + 1) << 8 | byte_at(i + 2);
     out += alphabet[v >> 18];
     out += alphabet[(v >> 12) & 63];
     out += alphabet[(v >> 6) & 63];

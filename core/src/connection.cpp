@@ -67,6 +67,11 @@ constexpr std::uint8_t opc(detail::opcode o) { return static_cast<std::uint8_t>(
 
 enum class deferred : std::uint8_t { open, close, handshake_failure };
 
+// 414 and 431 are the parsers' size limits; anything else is bad syntax.
+handshake_error parse_failure(int status) noexcept {
+  return status == 414 || status == 431 ? handshake_error::too_large : handshake_error::malformed;
+}
+
 }  // namespace
 
 std::string_view to_string(state s) noexcept {
@@ -293,7 +298,7 @@ struct connection::impl {
       payload[0] = static_cast<std::byte>(code >> 8);
       payload[1] = static_cast<std::byte>(code & 0xFF);
       n = std::min(reason.size(), max_close_reason);
-      std::memcpy(payload.data() + 2, reason.data(), n);
+      if (n) std::memcpy(payload.data() + 2, reason.data(), n);
       n += 2;
     }
     const std::span<const std::byte> body{payload.data(), n};
@@ -430,9 +435,7 @@ struct connection::impl {
         return need_input();
       case detail::parse_status::error: {
         const auto& err = req_parser->error();
-        server_refuse(err.status,
-                      err.status == 400 ? handshake_error::malformed : handshake_error::too_large,
-                      err.reason);
+        server_refuse(err.status, parse_failure(err.status), err.reason);
         return handshake_failure_event{&failure};
       }
       case detail::parse_status::done:
@@ -465,8 +468,7 @@ struct connection::impl {
         return need_input();
       case detail::parse_status::error: {
         const auto& err = resp_parser->error();
-        handshake_fail(err.status == 400 ? handshake_error::malformed : handshake_error::too_large,
-                       err.reason);
+        handshake_fail(parse_failure(err.status), err.reason);
         return handshake_failure_event{&failure};
       }
       case detail::parse_status::done:
@@ -600,8 +602,11 @@ struct connection::impl {
   std::optional<event> on_control(std::uint8_t opcode, std::span<std::byte> payload, time_point now) {
     if (opcode == opc(detail::opcode::ping)) {
       // 5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong
-      // frame in response, unless it already received a Close frame."
-      if (cfg.auto_pong && !close_sent) {
+      // frame in response, unless it already received a Close frame." Input
+      // is no longer read once the peer's close arrived, so that holds here;
+      // having sent our own close does not exempt us (5.5.1 forbids only
+      // data frames after it).
+      if (cfg.auto_pong) {
         std::array<std::byte, detail::max_frame_header_size + detail::max_control_payload> frame;
         const std::size_t n = encode_frame(frame.data(), true, opc(detail::opcode::pong), payload);
         out.queue_pong(frame.data(), n);
@@ -879,7 +884,7 @@ std::error_code connection::ping(std::span<const std::byte> payload, time_point 
   if (c.st != gust::state::open) return errc::invalid_state;
   if (c.out.size() >= c.cfg.limits.max_buffered_output) return errc::output_limit_reached;
   c.queue_control(opc(detail::opcode::ping), payload);
-  std::memcpy(c.app_ping_payload.data(), payload.data(), payload.size());
+  if (!payload.empty()) std::memcpy(c.app_ping_payload.data(), payload.data(), payload.size());
   c.app_ping_size = payload.size();
   c.app_ping_sent = now;
   return {};

@@ -9,7 +9,7 @@
 
 #include "mask_impl.hpp"
 
-#if defined(__x86_64__) || defined(_M_X64)
+#if defined(__x86_64__)
 #include <immintrin.h>
 #define GUST_MASK_X86 1
 #define GUST_MASK_NEON 0
@@ -44,12 +44,6 @@ inline void mask_tail(std::byte* dst, const std::byte* src, std::size_t n,
   for (; i < n; ++i) dst[i] = src[i] ^ std::byte{kb[i % 4]};
 }
 
-// Bytes needed to bring `p` to an `align` boundary. Aligned stores keep
-// large payloads from splitting cache lines on every other store.
-inline std::size_t misalignment(const void* p, std::size_t align) noexcept {
-  return (align - reinterpret_cast<std::uintptr_t>(p) % align) % align;
-}
-
 }  // namespace
 
 void mask_scalar(std::byte* dst, const std::byte* src, std::size_t n,
@@ -58,6 +52,16 @@ void mask_scalar(std::byte* dst, const std::byte* src, std::size_t n,
 }
 
 #if GUST_MASK_X86
+
+namespace {
+
+// Bytes needed to bring `p` to an `align` boundary. Aligned stores keep
+// large payloads from splitting cache lines on every other store.
+inline std::size_t misalignment(const void* p, std::size_t align) noexcept {
+  return (align - reinterpret_cast<std::uintptr_t>(p) % align) % align;
+}
+
+}  // namespace
 
 void mask_sse2(std::byte* dst, const std::byte* src, std::size_t n,
                key_word key) noexcept {
@@ -158,8 +162,8 @@ void mask_neon(std::byte* dst, const std::byte* src, std::size_t n,
     vst1q_u8(d + 48, e);
   }
   for (; i + 16 <= n; i += 16) {
-    vst1q_u8(reinterpret_cast<std::uint8_t*>(dst + i),
-             veorq_u8(vld1q_u8(reinterpret_cast<const std::uint8_t*>(src + i)), k));
+    const auto* s = reinterpret_cast<const std::uint8_t*>(src + i);
+    vst1q_u8(reinterpret_cast<std::uint8_t*>(dst + i), veorq_u8(vld1q_u8(s), k));
   }
   mask_tail(dst + i, src + i, n - i, key);
 }

@@ -52,7 +52,7 @@ const char* isa_name(isa which) noexcept;
 /// Handles any n and alignment; the vector versions finish with this.
 void mask_scalar(std::byte* dst, const std::byte* src, std::size_t n,
                  key_word key) noexcept;
-#if defined(__x86_64__) || defined(_M_X64)
+#if defined(__x86_64__)
 void mask_sse2(std::byte* dst, const std::byte* src, std::size_t n,
                key_word key) noexcept;
 void mask_avx2(std::byte* dst, const std::byte* src, std::size_t n,
