@@ -1,1 +1,786 @@
+// Limits that protect the engine from its peer (settings.hpp gust::limits),
+// in both roles where they apply.
 #include <doctest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "support/wire.hpp"
+
+namespace doctest {
+template <>
+struct StringMaker<std::vector<std::string>> {
+  static String convert(const std::vector<std::string>& v) {
+    std::string s = "{";
+    for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", \"" : "\"") + v[i] + "\"";
+    s += "}";
+    return String(s.c_str());
+  }
+};
+}  // namespace doctest
+
+using namespace gust;
+using namespace gust::test;
+using strings = std::vector<std::string>;
+
+// ---------------------------------------------------------------------------
+// Largest single allocation while `g_track` is set: proves that nothing is
+// allocated in proportion to a length the peer announced.
+
+namespace {
+std::atomic<bool> g_track{false};
+std::atomic<std::size_t> g_largest{0};
+
+void note(std::size_t n) noexcept {
+  if (!g_track.load(std::memory_order_relaxed)) return;
+  std::size_t cur = g_largest.load(std::memory_order_relaxed);
+  while (n > cur && !g_largest.compare_exchange_weak(cur, n)) {
+  }
+}
+
+void* alloc(std::size_t n) {
+  note(n);
+  void* p = std::malloc(n ? n : 1);
+  if (!p) std::abort();
+  return p;
+}
+
+void* alloc_aligned(std::size_t n, std::align_val_t al) {
+  note(n);
+  const std::size_t a = static_cast<std::size_t>(al);
+  void* p = std::aligned_alloc(a, ((n ? n : 1) + a - 1) / a * a);
+  if (!p) std::abort();
+  return p;
+}
+
+struct largest_allocation {
+  largest_allocation() {
+    g_largest = 0;
+    g_track = true;
+  }
+  ~largest_allocation() { g_track = false; }
+  std::size_t get() const { return g_largest.load(); }
+};
+}  // namespace
+
+void* operator new(std::size_t n) { return alloc(n); }
+void* operator new[](std::size_t n) { return alloc(n); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return alloc(n); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return alloc(n); }
+void* operator new(std::size_t n, std::align_val_t a) { return alloc_aligned(n, a); }
+void* operator new[](std::size_t n, std::align_val_t a) { return alloc_aligned(n, a); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+// ---------------------------------------------------------------------------
+
+namespace {
+
+constexpr std::size_t one_mib = std::size_t{1} << 20;
+
+bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+bool ends_with(std::string_view s, std::string_view p) {
+  return s.size() >= p.size() && s.substr(s.size() - p.size()) == p;
+}
+
+/// A frame as the peer of `server_side` sends it: masked towards a server.
+std::string peer_frame(bool server_side, std::uint8_t b0, std::string_view payload,
+                       std::optional<std::uint64_t> length = std::nullopt) {
+  return frame(b0, payload, server_side, 0x37fa213d, length);
+}
+
+/// A frame header written by hand: `len7` and the extended length bytes as
+/// given (to write non-minimal encodings), masked towards a server.
+std::string raw_header(bool server_side, std::uint8_t b0, std::uint8_t len7,
+                       std::string_view ext_len) {
+  std::string h;
+  h.push_back(static_cast<char>(b0));
+  h.push_back(static_cast<char>((server_side ? 0x80 : 0) | len7));
+  h.append(ext_len);
+  if (server_side) h.append("\x37\xfa\x21\x3d", 4);
+  return h;
+}
+
+std::string masked_payload(bool server_side, std::string_view p) {
+  if (!server_side) return std::string(p);
+  const char k[4] = {'\x37', '\xfa', '\x21', '\x3d'};
+  std::string out(p);
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<char>(out[i] ^ k[i % 4]);
+  return out;
+}
+
+/// The connection failed with `code` because of the peer (RFC 6455 7.1.7).
+void check_failed(const strings& ev, std::uint16_t code) {
+  REQUIRE(ev.size() >= 1);
+  INFO("event: " << ev.back());
+  CHECK(starts_with(ev.back(), "close:" + std::to_string(code) + ":"));
+  CHECK(ends_with(ev.back(), ":unclean:local:protocol error"));
+}
+
+/// The only output is one close frame carrying `code`.
+void check_close_frame(connection& c, std::uint16_t code) {
+  auto frames = parse_frames(take_output(c));
+  REQUIRE(frames.size() == 1);
+  CHECK(frames[0].opcode == 0x8);
+  CHECK(frames[0].masked == (c.role() == role::client));
+  REQUIRE(frames[0].payload.size() >= 2);
+  CHECK(frames[0].payload.substr(0, 2) == close_payload(code).substr(0, 2));
+}
+
+/// Hands `input` (writable, owned by the caller and allocated before any
+/// tracking starts) to `c` in pieces of `chunk` bytes, pulling events.
+strings receive_owned(connection& c, std::string& input, virtual_clock& clk, std::size_t chunk) {
+  strings ev;
+  if (chunk == 0) chunk = input.size();
+  for (std::size_t pos = 0; pos < input.size(); pos += chunk) {
+    const std::size_t n = std::min(chunk, input.size() - pos);
+    c.receive(std::as_writable_bytes(std::span(input.data() + pos, n)), clk.now);
+    while (auto e = c.next_event(clk.now)) ev.push_back(describe(*e));
+  }
+  return ev;
+}
+
+std::string pattern(std::size_t n) {
+  std::string s(n, '\0');
+  for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + i % 26);
+  return s;
+}
+
+/// Runs `f(connection, clock, server_side)` once per role, on an open
+/// connection with settings `s`.
+template <class F>
+void both_roles(const gust::settings& s, F&& f) {
+  {
+    INFO("role: server");
+    virtual_clock clk;
+    auto c = open_server(clk, s);
+    f(static_cast<connection&>(c), clk, true);
+  }
+  {
+    INFO("role: client");
+    virtual_clock clk;
+    auto c = open_client(clk, s);
+    f(static_cast<connection&>(c), clk, false);
+  }
+}
+
+}  // namespace
+
+TEST_SUITE("limits") {
+  TEST_CASE("a frame announcing more than max_message_size fails with 1009 once its header is in") {
+    both_roles({}, [](connection& c, virtual_clock& clk, bool server) {
+      // Only the header: the payload never comes.
+      const std::string header = peer_frame(server, 0x82, "", one_mib + 1);
+      strings ev;
+      std::size_t largest = 0;
+      {
+        largest_allocation track;
+        ev = feed(c, header, clk, 0, feed_mode::prepare_commit);
+        largest = track.get();
+      }
+      REQUIRE(ev.size() == 1);
+      check_failed(ev, 1009);
+      CHECK(c.state() == state::closed);
+      CHECK(c.transport_should_close());
+      CHECK(c.memory().total() < 64 * 1024);
+      CHECK(largest < 64 * 1024);
+      check_close_frame(c, 1009);
+    });
+  }
+
+  TEST_CASE("a frame announcing exactly max_message_size waits for its payload and is delivered") {
+    both_roles({}, [](connection& c, virtual_clock& clk, bool server) {
+      const std::string payload = pattern(one_mib);
+      const std::string wire = peer_frame(server, 0x81, payload);
+      const std::size_t header_size = wire.size() - payload.size();
+      // The header alone is no failure.
+      auto ev = feed_split(c, wire, clk, {header_size, header_size + 1000});
+      REQUIRE(ev.size() == 1);
+      CHECK(ev[0] == "text:" + payload);
+      CHECK(c.state() == state::open);
+      CHECK(take_output(c).empty());
+    });
+  }
+
+  TEST_CASE("a fragmented message passing max_message_size fails with 1009 at the header that passes it") {
+    both_roles({}, [](connection& c, virtual_clock& clk, bool server) {
+      const std::string first = peer_frame(server, 0x02, pattern(600 * 1024));
+      CHECK(feed(c, first, clk).empty());
+      // 600 KiB + 600 KiB > 1 MiB: refused before any of the second payload.
+      const std::string second_header = peer_frame(server, 0x80, "", 600 * 1024);
+      auto ev = feed(c, second_header, clk);
+      REQUIRE(ev.size() == 1);
+      check_failed(ev, 1009);
+      CHECK(c.transport_should_close());
+      check_close_frame(c, 1009);
+    });
+  }
+
+  TEST_CASE("a fragmented message of exactly max_message_size is delivered") {
+    gust::settings s;
+    s.limits.max_message_size = 1000;
+    both_roles(s, [](connection& c, virtual_clock& clk, bool server) {
+      const std::string payload = pattern(1000);
+      const std::string wire = peer_frame(server, 0x01, payload.substr(0, 400)) +
+                               peer_frame(server, 0x00, payload.substr(400, 0)) +
+                               peer_frame(server, 0x00, payload.substr(400, 599)) +
+                               peer_frame(server, 0x80, payload.substr(999));
+      CHECK(feed(c, wire, clk) == strings{"text:" + payload});
+      // One byte more in the next message is too much.
+      const std::string over = peer_frame(server, 0x01, payload.substr(0, 400)) +
+                               peer_frame(server, 0x80, payload.substr(0, 601));
+      auto ev = feed(c, over, clk);
+      REQUIRE(ev.size() == 1);
+      check_failed(ev, 1009);
+    });
+  }
+
+  TEST_CASE("max_frame_size bounds a single frame below max_message_size") {
+    gust::settings s;
+    s.limits.max_message_size = 1000;
+    s.limits.max_frame_size = 100;
+    both_roles(s, [](connection& c, virtual_clock& clk, bool server) {
+      // Frames of exactly 100 bytes make a message of 500: fine.
+      std::string payload = pattern(500);
+      std::string wire;
+      for (int i = 0; i < 5; ++i)
+        wire += peer_frame(server, static_cast<std::uint8_t>((i == 0 ? 0x02 : 0x00) | (i == 4 ? 0x80 : 0)),
+                           payload.substr(static_cast<std::size_t>(i) * 100, 100));
+      CHECK(feed(c, wire, clk) == strings{"binary:" + hex(payload)});
+      // A single frame of 101 bytes is not, though the message would fit.
+      auto ev = feed(c, peer_frame(server, 0x82, "", 101), clk);
+      REQUIRE(ev.size() == 1);
+      check_failed(ev, 1009);
+      check_close_frame(c, 1009);
+    });
+  }
+
+  TEST_CASE("max_frame_size 0 means max_message_size") {
+    gust::settings s;
+    s.limits.max_message_size = 300;
+    s.limits.max_frame_size = 0;
+    both_roles(s, [](connection& c, virtual_clock& clk, bool server) {
+      CHECK(feed(c, peer_frame(server, 0x81, pattern(300)), clk) == strings{"text:" + pattern(300)});
+      auto ev = feed(c, peer_frame(server, 0x81, "", 301), clk);
+      REQUIRE(ev.size() == 1);
+      check_failed(ev, 1009);
+    });
+  }
+
+  TEST_CASE("max_fragments counts empty continuation frames") {
+    gust::settings s;
+    s.limits.max_fragments = 4;
+    both_roles(s, [](connection& c, virtual_clock& clk, bool server) {
+      // Four frames, three of them empty: at the limit.
+      std::string ok = peer_frame(server, 0x01, "a") + peer_frame(server, 0x00, "") +
+                       peer_frame(server, 0x00, "") + peer_frame(server, 0x80, "");
+      CHECK(feed(c, ok, clk) == strings{"text:a"});
+      // Five frames of which four are empty (no bytes at all): one too many.
+      std::string flood = peer_frame(server, 0x02, "") + peer_frame(server, 0x00, "") +
+                          peer_frame(server, 0x00, "") + peer_frame(server, 0x00, "");
+      CHECK(feed(c, flood, clk).empty());
+      auto ev = feed(c, peer_frame(server, 0x00, ""), clk);
+      REQUIRE(ev.size() == 1);
+      check_failed(ev, 1009);
+      CHECK(c.transport_should_close());
+      check_close_frame(c, 1009);
+    });
+  }
+
+  TEST_CASE("the fragment count starts again with every message") {
+    gust::settings s;
+    s.limits.max_fragments = 2;
+    both_roles(s, [](connection& c, virtual_clock& clk, bool server) {
+      std::string wire;
+      for (int i = 0; i < 10; ++i) wire += peer_frame(server, 0x01, "x") + peer_frame(server, 0x80, "y");
+      CHECK(feed(c, wire, clk) == strings(10, "text:xy"));
+      CHECK(c.state() == state::open);
+    });
+  }
+
+  TEST_CASE("a frame announcing 2^63-1 bytes fails with 1009 without allocating for it") {
+    both_roles({}, [](connection& c, virtual_clock& clk, bool server) {
+      const std::string header = peer_frame(server, 0x82, "", 0x7FFF'FFFF'FFFF'FFFFull);
+      strings ev;
+      std::size_t largest = 0;
+      {
+        largest_allocation track;
+        ev = feed(c, header, clk);
+        largest = track.get();
+      }
+      REQUIRE(ev.size() == 1);
+      check_failed(ev, 1009);
+      CHECK(largest < 64 * 1024);
+      CHECK(c.memory().total() < 64 * 1024);
+      check_close_frame(c, 1009);
+    });
+  }
+
+  TEST_CASE("a 2^63-1 continuation after a first fragment fails with 1009 (no overflow)") {
+    both_roles({}, [](connection& c, virtual_clock& clk, bool server) {
+      CHECK(feed(c, peer_frame(server, 0x02, pattern(1000)), clk).empty());
+      auto ev = feed(c, peer_frame(server, 0x80, "", 0x7FFF'FFFF'FFFF'FFFFull), clk);
+      REQUIRE(ev.size() == 1);
+      check_failed(ev, 1009);
+    });
+  }
+
+  TEST_CASE("a 64-bit length with its most significant bit set fails with 1002") {
+    // RFC 6455 5.2: "the most significant bit MUST be 0".
+    both_roles({}, [](connection& c, virtual_clock& clk, bool server) {
+      auto ev = feed(c, peer_frame(server, 0x82, "", 0x8000'0000'0000'0005ull), clk);
+      REQUIRE(ev.size() == 1);
+      check_failed(ev, 1002);
+      CHECK(c.transport_should_close());
+      check_close_frame(c, 1002);
+    });
+    both_roles({}, [](connection& c, virtual_clock& clk, bool server) {
+      auto ev = feed(c, peer_frame(server, 0x82, "", 0xFFFF'FFFF'FFFF'FFFFull), clk);
+      REQUIRE(ev.size() == 1);
+      check_failed(ev, 1002);
+    });
+  }
+
+  TEST_CASE("a length not in its minimal encoding fails with 1002") {
+    // RFC 6455 5.2: "the minimal number of bytes MUST be used to encode the
+    // length".
+    struct encoding {
+      const char* name;
+      std::uint8_t len7;
+      std::string ext;
+      std::size_t payload;
+    };
+    const std::vector<encoding> cases = {
+        {"16-bit form for 5 bytes", 126, std::string("\x00\x05", 2), 5},
+        {"16-bit form for 125 bytes", 126, std::string("\x00\x7d", 2), 125},
+        {"64-bit form for 200 bytes", 127, std::string("\x00\x00\x00\x00\x00\x00\x00\xc8", 8), 200},
+        {"64-bit form for 65535 bytes", 127, std::string("\x00\x00\x00\x00\x00\x00\xff\xff", 8), 65535},
+        {"64-bit form for 0 bytes", 127, std::string(8, '\0'), 0},
+    };
+    for (const auto& e : cases) {
+      CAPTURE(e.name);
+      both_roles({}, [&](connection& c, virtual_clock& clk, bool server) {
+        std::string wire = raw_header(server, 0x82, e.len7, e.ext) +
+                           masked_payload(server, pattern(e.payload));
+        auto ev = feed(c, wire, clk);
+        REQUIRE(ev.size() == 1);
+        check_failed(ev, 1002);
+        check_close_frame(c, 1002);
+      });
+    }
+  }
+
+  TEST_CASE("the smallest lengths of each encoding are accepted") {
+    both_roles({}, [](connection& c, virtual_clock& clk, bool server) {
+      for (std::size_t n : {125u, 126u, 65535u, 65536u}) {
+        CAPTURE(n);
+        auto ev = feed(c, peer_frame(server, 0x82, pattern(n)), clk);
+        REQUIRE(ev.size() == 1);
+        CHECK(ev[0] == "binary:" + hex(pattern(n)));
+      }
+    });
+  }
+
+  TEST_CASE("a control frame above 125 bytes fails with 1002") {
+    // RFC 6455 5.5: "All control frames MUST have a payload length of 125
+    // bytes or less".
+    for (std::uint8_t op : {std::uint8_t{0x89}, std::uint8_t{0x8A}, std::uint8_t{0x88}}) {
+      CAPTURE(int{op});
+      both_roles({}, [&](connection& c, virtual_clock& clk, bool server) {
+        INFO("whole frame");
+        std::string payload = op == 0x88 ? close_payload(1000, pattern(124)) : pattern(126);
+        REQUIRE(payload.size() == 126);
+        auto ev = feed(c, peer_frame(server, op, payload), clk);
+        REQUIRE(ev.size() == 1);
+        check_failed(ev, 1002);
+        check_close_frame(c, 1002);
+      });
+      both_roles({}, [&](connection& c, virtual_clock& clk, bool server) {
+        INFO("header announcing 126 bytes, no payload yet");
+        auto ev = feed(c, peer_frame(server, op, "", 126), clk);
+        REQUIRE(ev.size() == 1);
+        check_failed(ev, 1002);
+      });
+      both_roles({}, [&](connection& c, virtual_clock& clk, bool server) {
+        INFO("header announcing 2^40 bytes");
+        auto ev = feed(c, peer_frame(server, op, "", std::uint64_t{1} << 40), clk);
+        REQUIRE(ev.size() == 1);
+        check_failed(ev, 1002);
+      });
+    }
+  }
+
+  TEST_CASE("a ping of exactly 125 bytes is answered") {
+    both_roles({}, [](connection& c, virtual_clock& clk, bool server) {
+      CHECK(feed(c, peer_frame(server, 0x89, pattern(125)), clk) == strings{"ping:" + hex(pattern(125))});
+      auto frames = parse_frames(take_output(c));
+      REQUIRE(frames.size() == 1);
+      CHECK(frames[0].opcode == 0xA);
+      CHECK(frames[0].payload == pattern(125));
+    });
+  }
+
+  TEST_CASE("a ping flood with unread output holds one pong, carrying the last ping's payload") {
+    both_roles({}, [](connection& c, virtual_clock& clk, bool server) {
+      constexpr std::uint32_t count = 100000;
+      std::string wire;
+      wire.reserve(count * 10);
+      std::string last;
+      for (std::uint32_t i = 0; i < count; ++i) {
+        const char p[4] = {static_cast<char>(i >> 24), static_cast<char>(i >> 16),
+                           static_cast<char>(i >> 8), static_cast<char>(i)};
+        last.assign(p, 4);
+        wire += peer_frame(server, 0x89, last);
+      }
+      const std::size_t output_before = c.memory().output;
+      std::size_t max_buffered = 0, max_output_memory = 0;
+      std::size_t pings = 0;
+      std::string last_event;
+      // In pieces, checking the bounds after each.
+      constexpr std::size_t piece = 64 * 1024;
+      for (std::size_t pos = 0; pos < wire.size(); pos += piece) {
+        auto ev = feed(c, std::string_view(wire).substr(pos, piece), clk);
+        pings += ev.size();
+        if (!ev.empty()) last_event = ev.back();
+        max_buffered = std::max(max_buffered, c.buffered_amount());
+        max_output_memory = std::max(max_output_memory, c.memory().output);
+      }
+      CHECK(pings == count);
+      CHECK(last_event == "ping:" + hex(last));
+      CHECK(max_buffered <= 200);
+      CHECK(max_output_memory <= output_before + 512);
+      CHECK(c.state() == state::open);
+      auto frames = parse_frames(take_output(c));
+      REQUIRE(frames.size() == 1);
+      CHECK(frames[0].opcode == 0xA);
+      CHECK(frames[0].masked == !server);
+      CHECK(frames[0].payload == last);
+      CHECK(c.buffered_amount() == 0);
+    });
+  }
+
+  TEST_CASE("pings while a pong is partly written hold at most two pongs") {
+    both_roles({}, [](connection& c, virtual_clock& clk, bool server) {
+      CHECK(feed(c, peer_frame(server, 0x89, "first"), clk).size() == 1);
+      // One byte of the first pong goes out: it can no longer be replaced.
+      REQUIRE(!c.pending_output().empty());
+      std::string written(static_cast<const char*>(c.pending_output()[0].data), 1);
+      REQUIRE(!c.consume_output(1));
+      std::string wire;
+      for (int i = 0; i < 5000; ++i) wire += peer_frame(server, 0x89, "p" + std::to_string(i));
+      CHECK(feed(c, wire, clk).size() == 5000);
+      CHECK(c.buffered_amount() <= 300);
+      auto frames = parse_frames(written + take_output(c));
+      REQUIRE(frames.size() == 2);
+      CHECK(frames[0].opcode == 0xA);
+      CHECK(frames[0].payload == "first");
+      CHECK(frames[1].opcode == 0xA);
+      CHECK(frames[1].payload == "p4999");
+    });
+  }
+
+  TEST_CASE("a 1 MiB message in 1-byte fragments is reassembled correctly") {
+    gust::settings s;
+    s.limits.max_fragments = 2 * one_mib;
+    both_roles(s, [](connection& c, virtual_clock& clk, bool server) {
+      const std::string payload = pattern(one_mib);
+      std::string wire;
+      wire.reserve(one_mib * 7);
+      for (std::size_t i = 0; i < payload.size(); ++i) {
+        std::uint8_t b0 = i == 0 ? 0x01 : 0x00;
+        if (i + 1 == payload.size()) b0 |= 0x80;
+        wire += peer_frame(server, b0, std::string_view(payload).substr(i, 1));
+      }
+      auto ev = feed(c, wire, clk, 64 * 1024);
+      REQUIRE(ev.size() == 1);
+      CHECK(ev[0].size() == 5 + one_mib);
+      CHECK(ev[0] == "text:" + payload);
+      CHECK(c.state() == state::open);
+      CHECK(take_output(c).empty());
+    });
+  }
+
+  TEST_CASE("the default max_fragments refuses a 1 MiB message in 1-byte fragments") {
+    both_roles({}, [](connection& c, virtual_clock& clk, bool server) {
+      std::string wire;
+      for (std::size_t i = 0; i < 65537; ++i)
+        wire += peer_frame(server, i == 0 ? 0x02 : 0x00, "z");
+      auto ev = feed(c, wire, clk);
+      REQUIRE(ev.size() == 1);
+      check_failed(ev, 1009);
+    });
+  }
+}
+
+TEST_SUITE("limits: opening handshake") {
+  TEST_CASE("a request with 10,000 header fields gets 431 and a handshake failure") {
+    std::string req = "GET /chat HTTP/1.1\r\nHost: server.example.com\r\n";
+    for (int i = 0; i < 10000; ++i) req += "X-Field-" + std::to_string(i) + ": v\r\n";
+    req += "\r\n";
+    for (std::size_t chunk : {std::size_t{0}, std::size_t{1000}}) {
+      CAPTURE(chunk);
+      virtual_clock clk;
+      server_connection srv(clk.now);
+      strings ev;
+      ev.reserve(4);
+      std::string input = req;
+      std::size_t largest = 0;
+      {
+        largest_allocation track;
+        ev = receive_owned(srv, input, clk, chunk);
+        largest = track.get();
+      }
+      CHECK(ev == strings{"handshake_failure:too_large"});
+      const std::string out = take_output(srv);
+      INFO(out.substr(0, 200));
+      CHECK(starts_with(out, "HTTP/1.1 431 "));
+      CHECK(out.find("\r\n\r\n") != std::string::npos);
+      CHECK(srv.state() == state::closed);
+      CHECK(srv.transport_should_close());
+      CHECK(srv.request() == nullptr);
+      CHECK(srv.memory().total() < 64 * 1024);
+      CHECK(largest < 64 * 1024);
+    }
+  }
+
+  TEST_CASE("a 1 MiB header line gets a 4xx while memory stays bounded") {
+    std::string req = "GET /chat HTTP/1.1\r\nHost: server.example.com\r\nX-Big: ";
+    req += pattern(one_mib);
+    req += "\r\n\r\n";
+    virtual_clock clk;
+    server_connection srv(clk.now);
+    strings ev;
+    std::size_t fed = 0, max_total = 0, largest = 0;
+    {
+      largest_allocation track;
+      std::string storage;
+      for (std::size_t pos = 0; pos < req.size() && ev.empty(); pos += 4096) {
+        storage.assign(std::string_view(req).substr(pos, 4096));
+        srv.receive(std::as_writable_bytes(std::span(storage.data(), storage.size())), clk.now);
+        fed = pos + storage.size();
+        while (auto e = srv.next_event(clk.now)) ev.push_back(describe(*e));
+        max_total = std::max(max_total, srv.memory().total());
+      }
+      largest = track.get();
+    }
+    CHECK(ev == strings{"handshake_failure:too_large"});
+    // Refused once the line passes max_header_line (8 KiB), not at its end.
+    CHECK(fed <= 16 * 1024);
+    CHECK(max_total < 64 * 1024);
+    CHECK(largest < 64 * 1024);
+    const std::string out = take_output(srv);
+    CHECK(starts_with(out, "HTTP/1.1 4"));
+    CHECK(srv.transport_should_close());
+  }
+
+  TEST_CASE("a request head above max_handshake_size gets 431") {
+    std::string req = "GET /chat HTTP/1.1\r\nHost: server.example.com\r\n";
+    for (int i = 0; i < 100; ++i) req += "X-F" + std::to_string(i) + ": " + pattern(200) + "\r\n";
+    req += "\r\n";
+    REQUIRE(req.size() > 16 * 1024);
+    virtual_clock clk;
+    server_connection srv(clk.now);
+    CHECK(feed(srv, req, clk) == strings{"handshake_failure:too_large"});
+    CHECK(starts_with(take_output(srv), "HTTP/1.1 431 "));
+  }
+
+  TEST_CASE("a client fails a response with too many header fields or a huge line") {
+    SUBCASE("10,000 header fields") {
+      std::string resp = "HTTP/1.1 101 Switching Protocols\r\n";
+      for (int i = 0; i < 10000; ++i) resp += "X-Field-" + std::to_string(i) + ": v\r\n";
+      resp += "\r\n";
+      virtual_clock clk;
+      gust::settings s;
+      s.random = counting_random();
+      client_options co;
+      co.host = "h";
+      client_connection cli(clk.now, co, s);
+      (void)take_output(cli);
+      CHECK(feed(cli, resp, clk) == strings{"handshake_failure:too_large"});
+      CHECK(cli.state() == state::closed);
+      CHECK(cli.transport_should_close());
+    }
+    SUBCASE("a 1 MiB header line") {
+      std::string resp = "HTTP/1.1 101 Switching Protocols\r\nX-Big: " + pattern(one_mib) + "\r\n\r\n";
+      virtual_clock clk;
+      gust::settings s;
+      s.random = counting_random();
+      client_options co;
+      co.host = "h";
+      client_connection cli(clk.now, co, s);
+      (void)take_output(cli);
+      strings ev;
+      std::size_t largest = 0;
+      {
+        largest_allocation track;
+        ev = feed(cli, resp, clk, 4096);
+        largest = track.get();
+      }
+      CHECK(ev == strings{"handshake_failure:too_large"});
+      CHECK(largest < 64 * 1024);
+      CHECK(cli.memory().total() < 64 * 1024);
+    }
+  }
+}
+
+TEST_SUITE("limits: max_buffered_output") {
+  TEST_CASE("data sends are refused with output_limit_reached at or above the limit") {
+    for (bool server : {true, false}) {
+      CAPTURE(server);
+      virtual_clock clk;
+      const std::string payload = pattern(600);
+      // First learn what one message buffers.
+      std::size_t one = 0;
+      gust::settings s0;
+      if (server) {
+        auto p = open_server(clk, s0);
+        REQUIRE(!p.send_text(payload));
+        one = p.buffered_amount();
+      } else {
+        auto p = open_client(clk, s0);
+        REQUIRE(!p.send_text(payload));
+        one = p.buffered_amount();
+      }
+      REQUIRE(one > payload.size());
+
+      gust::settings s;
+      s.limits.max_buffered_output = 2 * one;  // reached exactly after two
+      auto run = [&](connection& c) {
+        REQUIRE(!c.send_text(payload));
+        CHECK(c.buffered_amount() == one);
+        REQUIRE(!c.send_binary(bytes(payload)));
+        CHECK(c.buffered_amount() == 2 * one);
+        // At the limit: every data send is refused and nothing is queued.
+        CHECK(c.send_text("x") == errc::output_limit_reached);
+        CHECK(c.send_binary(bytes("x")) == errc::output_limit_reached);
+        CHECK(c.send(message_type::binary, bytes("x")) == errc::output_limit_reached);
+        auto owner = std::make_shared<std::string>("shared");
+        CHECK(c.send_shared(message_type::text, bytes(*owner), owner) == errc::output_limit_reached);
+        CHECK(c.send_fragment(message_type::text, bytes("x"), false) == errc::output_limit_reached);
+        CHECK(c.buffered_amount() == 2 * one);
+        // Draining below the limit lets sends through again.
+        const std::string first(static_cast<const char*>(c.pending_output()[0].data), 1);
+        REQUIRE(!c.consume_output(1));
+        CHECK(!c.send_text("x"));
+        CHECK(c.buffered_amount() > 2 * one);
+        CHECK(c.send_text("y") == errc::output_limit_reached);
+        auto frames = parse_frames(first + take_output(c));
+        REQUIRE(frames.size() == 3);
+        CHECK(frames[0].payload == payload);
+        CHECK(frames[1].opcode == 0x2);
+        CHECK(frames[2].payload == "x");
+        CHECK(!c.send_text("after drain"));
+      };
+      if (server) {
+        auto c = open_server(clk, s);
+        run(c);
+      } else {
+        auto c = open_client(clk, s);
+        run(c);
+      }
+    }
+  }
+
+  TEST_CASE("ping and pong are not refused above max_buffered_output") {
+    // settings.hpp: "Control frames are bounded separately and never
+    // refused."
+    gust::settings s;
+    s.limits.max_buffered_output = 100;
+    both_roles(s, [](connection& c, virtual_clock& clk, bool) {
+      REQUIRE(!c.send_binary(bytes(pattern(200))));
+      REQUIRE(c.buffered_amount() >= 100);
+      CHECK(c.send_text("more") == errc::output_limit_reached);
+      CHECK(c.ping(bytes("app-ping"), clk.now) == std::error_code{});
+      CHECK(c.pong(bytes("heartbeat")) == std::error_code{});
+    });
+  }
+
+  TEST_CASE("close and automatic pongs are queued above max_buffered_output") {
+    gust::settings s;
+    s.limits.max_buffered_output = 100;
+    both_roles(s, [](connection& c, virtual_clock& clk, bool server) {
+      REQUIRE(!c.send_binary(bytes(pattern(200))));
+      CHECK(feed(c, peer_frame(server, 0x89, "ping!"), clk) == strings{"ping:" + hex("ping!")});
+      CHECK(!c.close(clk.now, 1000, "bye"));
+      auto frames = parse_frames(take_output(c));
+      REQUIRE(frames.size() == 3);
+      // The pong goes before data not yet started; close() follows the
+      // messages already queued (connection.hpp).
+      CHECK(frames[0].opcode == 0xA);
+      CHECK(frames[0].payload == "ping!");
+      CHECK(frames[1].opcode == 0x2);
+      CHECK(frames[1].payload == pattern(200));
+      CHECK(frames[2].opcode == 0x8);
+      CHECK(frames[2].payload == close_payload(1000, "bye"));
+    });
+  }
+}
+
+TEST_SUITE("limits: memory accounting") {
+  TEST_CASE("memory().input holds a large frame and drops back once it is read") {
+    gust::settings s;
+    s.limits.max_message_size = 4 * one_mib;
+    both_roles(s, [](connection& c, virtual_clock& clk, bool server) {
+      const std::string payload = pattern(one_mib);
+      const std::string wire = peer_frame(server, 0x82, payload);
+      auto buf = c.prepare(wire.size());
+      REQUIRE(buf.size() >= wire.size());
+      std::memcpy(buf.data(), wire.data(), wire.size());
+      c.commit(wire.size(), clk.now);
+      CHECK(c.memory().input >= wire.size());
+      auto ev = c.next_event(clk.now);
+      REQUIRE(ev);
+      REQUIRE(std::holds_alternative<message_event>(*ev));
+      CHECK(std::get<message_event>(*ev).data.size() == one_mib);
+      CHECK(!c.next_event(clk.now));
+      CHECK(c.memory().input <= 64 * 1024);
+    });
+  }
+
+  TEST_CASE("memory().message holds a fragmented message and drops back after it") {
+    gust::settings s;
+    s.limits.max_message_size = 4 * one_mib;
+    both_roles(s, [](connection& c, virtual_clock& clk, bool server) {
+      const std::string payload = pattern(one_mib);
+      const std::size_t q = one_mib / 4;
+      CHECK(c.memory().message == 0);
+      CHECK(feed(c, peer_frame(server, 0x02, std::string_view(payload).substr(0, q)) +
+                        peer_frame(server, 0x00, std::string_view(payload).substr(q, q)) +
+                        peer_frame(server, 0x00, std::string_view(payload).substr(2 * q, q)),
+                 clk)
+                .empty());
+      CHECK(c.memory().message >= 3 * q);
+      auto ev = feed(c, peer_frame(server, 0x80, std::string_view(payload).substr(3 * q)), clk);
+      REQUIRE(ev.size() == 1);
+      CHECK(ev[0] == "binary:" + hex(payload));
+      // The message was delivered and next_event() returned nothing: its
+      // reassembly buffer is no longer needed and must not stay pinned
+      // (connection.cpp: buffers above message_keep_limit, 256 KiB, "are
+      // released once empty").
+      CHECK(c.memory().message <= 256 * 1024);
+    });
+  }
+
+  TEST_CASE("memory().output holds a large queued message and drops back once written") {
+    both_roles({}, [](connection& c, virtual_clock&, bool) {
+      const std::size_t before = c.memory().output;
+      CHECK(before < 64 * 1024);
+      REQUIRE(!c.send_binary(bytes(pattern(one_mib))));
+      CHECK(c.memory().output >= one_mib);
+      CHECK(c.memory().total() >= one_mib);
+      std::string out = take_output(c);
+      CHECK(out.size() > one_mib);
+      CHECK(c.memory().output <= 256 * 1024 + 16 * 1024);
+    });
+  }
+}

@@ -413,13 +413,15 @@ struct connection::impl {
         return handshake_failure_event{&failure};
       case gust::state::open:
       case gust::state::closing:
-        // 7.1.5: no close frame received: 1006.
-        end_connection(close_code::abnormal, {}, false, true, close_cause::eof);
+        // 7.1.5: no close frame received: 1006. If we had sent ours, we
+        // started the closing and the peer only hung up.
+        end_connection(close_code::abnormal, {}, false, !close_sent, close_cause::eof);
         transport_close = true;
         drop_input();
         return close_event_now();
       case gust::state::closed:
         transport_close = true;  // a client saw the server close first
+        close_deadline.reset();
         drop_input();
         return std::nullopt;
     }
@@ -670,6 +672,8 @@ struct connection::impl {
 
   std::optional<event> next(time_point now) {
     last_now = now;
+    // The previous message's view expires with this call.
+    if (!in_message && msg_buf.capacity() > message_keep_limit) std::vector<std::byte>().swap(msg_buf);
     if (deferred_count > 0) {
       const deferred d = deferred_events[0];
       std::rotate(deferred_events.begin(), deferred_events.begin() + 1, deferred_events.end());
@@ -882,7 +886,6 @@ std::error_code connection::ping(std::span<const std::byte> payload, time_point 
   impl& c = *impl_;
   if (payload.size() > detail::max_control_payload) return errc::control_frame_too_large;
   if (c.st != gust::state::open) return errc::invalid_state;
-  if (c.out.size() >= c.cfg.limits.max_buffered_output) return errc::output_limit_reached;
   c.queue_control(opc(detail::opcode::ping), payload);
   if (!payload.empty()) std::memcpy(c.app_ping_payload.data(), payload.data(), payload.size());
   c.app_ping_size = payload.size();
@@ -894,7 +897,6 @@ std::error_code connection::pong(std::span<const std::byte> payload) {
   impl& c = *impl_;
   if (payload.size() > detail::max_control_payload) return errc::control_frame_too_large;
   if (c.st != gust::state::open) return errc::invalid_state;
-  if (c.out.size() >= c.cfg.limits.max_buffered_output) return errc::output_limit_reached;
   c.queue_control(opc(detail::opcode::pong), payload);
   return {};
 }

@@ -129,7 +129,8 @@ class connection {
                                               std::span<const std::byte> data,
                                               bool fin);
   /// Ping with an application payload (at most 125 bytes). Records `now` so
-  /// the matching pong reports the round-trip time.
+  /// the matching pong reports the round-trip time. Control frames are not
+  /// subject to max_buffered_output.
   [[nodiscard]] std::error_code ping(std::span<const std::byte> payload,
                                      time_point now);
   /// Unsolicited pong (a unidirectional heartbeat, RFC 6455 5.5.3).

@@ -23,7 +23,7 @@ enum class errc {
   message_in_progress,      ///< a whole message was sent while a fragmented send is unfinished
   no_message_in_progress,   ///< a continuation fragment without a first fragment
   fragment_type_mismatch,   ///< continuation fragment with a different message type
-  output_limit_reached,     ///< buffered_amount() is above settings::limits::max_buffered_output
+  output_limit_reached,     ///< a data send while buffered_amount() >= limits::max_buffered_output
   consume_past_end,         ///< consume_output(n) with n above what pending_output() offered
   invalid_argument,         ///< an argument outside its documented range
 };
