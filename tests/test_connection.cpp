@@ -145,3 +145,27 @@ TEST_SUITE("in-memory pair") {
     }
   }
 }
+
+#include "gust/drain.hpp"
+
+TEST_SUITE("drain helper") {
+  TEST_CASE("drain visits every available event in order and lets the visitor send") {
+    virtual_clock clk;
+    auto srv = open_server(clk);
+    std::string wire = cframe(0x81, "one") + cframe(0x89, "p") + cframe(0x82, "two");
+    srv.receive(std::as_writable_bytes(std::span(wire.data(), wire.size())), clk.now);
+    strings seen;
+    auto n = gust::drain(srv, clk.now, [&](const auto& ev) {
+      seen.push_back(describe(event(ev)));
+      if constexpr (std::is_same_v<std::decay_t<decltype(ev)>, message_event>)
+        CHECK(!srv.send(ev.type, ev.data));
+    });
+    CHECK(n == 3);
+    CHECK(seen == strings{"text:one", "ping:" + hex("p"), "binary:" + hex("two")});
+    auto frames = parse_frames(take_output(srv));
+    REQUIRE(frames.size() == 3);
+    CHECK(frames[0].opcode == 0xA);  // the pong went ahead of the echoes
+    CHECK(frames[1].payload == "one");
+    CHECK(frames[2].payload == "two");
+  }
+}

@@ -561,6 +561,8 @@ struct connection::impl {
     fpos = 0;
     in_header = false;
     zero_copy = !cfg.deliver_partial_messages && h.fin && !continuation;
+    // The common case, a small message whole in the buffer: deliver it now.
+    if (zero_copy && in.size() - hs >= h.length) return read_payload();
     return std::nullopt;  // go on with the payload
   }
 

@@ -527,9 +527,16 @@ std::span<const implementation> available() noexcept {
 
 }  // namespace utf8_impl
 
+namespace {
+constexpr std::size_t small_payload = 64;
+}  // namespace
+
 bool utf8_validator::feed(const std::byte* data, std::size_t n) noexcept {
   if (state_ == reject_state) return false;
-  state_ = utf8_impl::selected().feed(data, n, state_);
+  // Short payloads (small messages, control frames) are done a word at a
+  // time: dispatch and SIMD alignment set-up would cost more than the bytes.
+  state_ = n < small_payload ? utf8_impl::feed_words(data, n, state_)
+                             : utf8_impl::selected().feed(data, n, state_);
   return state_ != reject_state;
 }
 
@@ -540,8 +547,9 @@ bool utf8_validator::unmask_and_feed(std::byte* data, std::size_t n,
     mask_in_place(data, n, key, phase);
     return false;
   }
-  state_ = utf8_impl::selected().unmask_feed(
-      data, n, mask_impl::rotated_key(key, phase), state_);
+  const auto k = mask_impl::rotated_key(key, phase);
+  state_ = n < small_payload ? utf8_impl::unmask_feed_words(data, n, k, state_)
+                             : utf8_impl::selected().unmask_feed(data, n, k, state_);
   return state_ != reject_state;
 }
 
