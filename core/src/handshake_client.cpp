@@ -10,75 +10,12 @@
 #include "base64.hpp"
 #include "handshake_server.hpp"
 #include "http1.hpp"
+#include "http_syntax.hpp"
 #include "random.hpp"
 
 namespace gust::detail {
 
 namespace {
-
-constexpr bool is_tchar(unsigned char c) noexcept {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-    return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
-    case '+': case '-': case '.': case '^': case '_': case '`': case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
-
-bool is_token(std::string_view s) noexcept {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-    return is_tchar(static_cast<unsigned char>(c));
-  });
-}
-
-bool is_safe_value(std::string_view v) noexcept {
-  return std::all_of(v.begin(), v.end(), [](char ch) {
-    const auto c = static_cast<unsigned char>(ch);
-    return c == '\t' || (c >= 0x20 && c != 0x7f);
-  });
-}
-
-std::string_view trim_ows(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// Calls f(element) for every non-empty element of an RFC 9110 5.6.1 list,
-// OWS trimmed. A comma inside a quoted-string (RFC 9110 5.6.4, allowed in
-// extension parameters) does not split. False when f returns false or a
-// quoted-string is left open.
-template <class F>
-bool for_each_element(std::string_view list, F&& f) {
-  std::size_t start = 0;
-  bool quoted = false;
-  for (std::size_t i = 0; i <= list.size(); ++i) {
-    if (i < list.size()) {
-      const char c = list[i];
-      if (quoted) {
-        if (c == '\\') {
-          ++i;  // quoted-pair: the next byte is literal
-        } else if (c == '"') {
-          quoted = false;
-        }
-        continue;
-      }
-      if (c == '"') {
-        quoted = true;
-        continue;
-      }
-      if (c != ',') continue;
-    }
-    const auto element = trim_ows(list.substr(start, i - start));
-    if (!element.empty() && !f(element)) return false;
-    start = i + 1;
-  }
-  return !quoted;
-}
 
 // The extension-token of one element of Sec-WebSocket-Extensions
 // (RFC 6455 9.1: extension-token *( ";" extension-param )).
@@ -99,16 +36,6 @@ bool is_handshake_field(std::string_view name) noexcept {
   return false;
 }
 
-// A name that is not a token or a value with CR/LF would inject lines into
-// the request; such a field is dropped.
-void append_field(std::string& out, std::string_view name, std::string_view value) {
-  if (!is_token(name) || !is_safe_value(value)) return;
-  out.append(name);
-  out.append(": ");
-  out.append(value);
-  out.append("\r\n");
-}
-
 // RFC 9112 3.2.1 origin-form; bytes a request-target cannot hold are
 // percent-encoded so the request line stays one line of three parts.
 void append_target(std::string& out, std::string_view target) {
@@ -118,7 +45,7 @@ void append_target(std::string& out, std::string_view target) {
   constexpr char hex[] = "0123456789ABCDEF";
   for (char ch : target) {
     const auto c = static_cast<unsigned char>(ch);
-    if (c > 0x20 && c < 0x7f) {
+    if (is_vchar(c)) {
       out.push_back(ch);
     } else {
       out.push_back('%');

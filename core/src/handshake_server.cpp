@@ -7,6 +7,7 @@
 
 #include "base64.hpp"
 #include "http1.hpp"
+#include "http_syntax.hpp"
 #include "sha1.hpp"
 
 namespace gust::detail {
@@ -15,31 +16,6 @@ namespace {
 
 // RFC 6455 1.3: the GUID every server appends to the key.
 constexpr std::string_view websocket_guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-constexpr bool is_tchar(unsigned char c) noexcept {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-    return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
-    case '+': case '-': case '.': case '^': case '_': case '`': case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
-
-bool is_token(std::string_view s) noexcept {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-    return is_tchar(static_cast<unsigned char>(c));
-  });
-}
-
-std::string_view trim_ows(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 // RFC 3986 3.2.2 and 3.2.3: the characters a Host value (reg-name, IPv4,
 // IP-literal in brackets, then ":" port) can be made of. Anything else ("/",
@@ -75,24 +51,6 @@ bool is_handshake_field(std::string_view name) noexcept {
          http::iequals(name, "Sec-WebSocket-Accept") ||
          http::iequals(name, "Sec-WebSocket-Protocol") ||
          http::iequals(name, "Sec-WebSocket-Extensions");
-}
-
-bool is_safe_value(std::string_view v) noexcept {
-  return std::all_of(v.begin(), v.end(), [](char ch) {
-    const auto c = static_cast<unsigned char>(ch);
-    return c == '\t' || (c >= 0x20 && c != 0x7f);
-  });
-}
-
-// Writes one field line. A name that is not a token or a value with CR, LF
-// or another control byte would let application data inject lines into
-// the response, so such a field is dropped.
-void append_field(std::string& out, std::string_view name, std::string_view value) {
-  if (!is_token(name) || !is_safe_value(value)) return;
-  out.append(name);
-  out.append(": ");
-  out.append(value);
-  out.append("\r\n");
 }
 
 upgrade_rejection reject(handshake_error e, int status, std::string_view reason) {
@@ -172,18 +130,12 @@ std::optional<upgrade_rejection> validate_upgrade_request(
   std::vector<std::string_view> offers;
   for (const auto& f : h) {
     if (!http::iequals(f.name, "Sec-WebSocket-Protocol")) continue;
-    std::string_view rest = f.value;
-    while (true) {
-      const auto comma = rest.find(',');
-      const auto element = trim_ows(rest.substr(0, comma));
-      if (!element.empty()) {
-        if (!is_token(element))
-          return reject(bad_request, 400, "invalid Sec-WebSocket-Protocol");
-        offers.push_back(element);
-      }
-      if (comma == std::string_view::npos) break;
-      rest.remove_prefix(comma + 1);
-    }
+    const bool valid = for_each_element(f.value, [&](std::string_view element) {
+      if (!is_token(element)) return false;
+      offers.push_back(element);
+      return true;
+    });
+    if (!valid) return reject(bad_request, 400, "invalid Sec-WebSocket-Protocol");
   }
 
   out.key.assign(key);
@@ -251,7 +203,7 @@ std::string write_response(int status, std::string_view reason_phrase,
                            std::string_view server_header) {
   // RFC 9112 4: status-code is three digits.
   if (status < 100 || status > 999) status = 500;
-  if (reason_phrase.empty() || !is_safe_value(reason_phrase))
+  if (reason_phrase.empty() || !is_field_value(reason_phrase))
     reason_phrase = status_reason(status);
   std::string out;
   out.reserve(128 + body.size());
@@ -264,7 +216,7 @@ std::string write_response(int status, std::string_view reason_phrase,
   bool has_content_type = false;
   for (const auto& f : fields) {
     if (is_framing_field(f.name)) continue;
-    if (http::iequals(f.name, "Content-Type") && is_safe_value(f.value))
+    if (http::iequals(f.name, "Content-Type") && is_field_value(f.value))
       has_content_type = true;
     append_field(out, f.name, f.value);
   }

@@ -3,6 +3,7 @@
 #include "gust/http.hpp"
 
 #include "gust/handshake.hpp"
+#include "http_syntax.hpp"
 
 namespace gust::http {
 
@@ -10,14 +11,6 @@ namespace {
 
 constexpr char ascii_lower(char c) noexcept {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-constexpr bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
-
-std::string_view trim_ows(std::string_view s) noexcept {
-  while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
-  return s;
 }
 
 }  // namespace
@@ -76,16 +69,14 @@ bool headers::has_token(std::string_view name, std::string_view token) const {
   // the comma-joined list, so every field of the name is searched. RFC 9110
   // 5.6.1: elements are separated by "," with optional whitespace, and
   // empty elements are ignored.
+  bool found = false;
   for (const auto& f : fields_) {
     if (!iequals(f.name, name)) continue;
-    std::string_view rest = f.value;
-    while (true) {
-      const auto comma = rest.find(',');
-      const auto element = trim_ows(rest.substr(0, comma));
-      if (!element.empty() && iequals(element, token)) return true;
-      if (comma == std::string_view::npos) break;
-      rest.remove_prefix(comma + 1);
-    }
+    detail::for_each_element(f.value, [&](std::string_view element) {
+      found = iequals(element, token);
+      return !found;
+    });
+    if (found) return true;
   }
   return false;
 }

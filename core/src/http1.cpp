@@ -12,48 +12,13 @@
 #include <cstdint>
 #include <string_view>
 
+#include "http_syntax.hpp"
+
 namespace gust::detail {
 
 namespace {
 
-constexpr bool is_tchar(unsigned char c) noexcept {
-  // RFC 9110 5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" /
-  // "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-    return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
-    case '+': case '-': case '.': case '^': case '_': case '`': case '|':
-    case '~':
-      return true;
-    default:
-      return false;
-  }
-}
-
-bool is_token(std::string_view s) noexcept {
-  if (s.empty()) return false;
-  for (char c : s) {
-    if (!is_tchar(static_cast<unsigned char>(c))) return false;
-  }
-  return true;
-}
-
 constexpr bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
-
-// RFC 9110 5.5: field-vchar = VCHAR / obs-text, plus SP and HTAB inside the
-// value. Every other control byte (NUL above all) is refused: RFC 9110 5.5
-// allows rejecting them, and a value that means different things to
-// different parsers is how requests get smuggled.
-constexpr bool is_field_value_char(unsigned char c) noexcept {
-  return c == '\t' || (c >= 0x20 && c != 0x7f);
-}
-
-std::string_view trim_ows(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 void set_error(parse_status& status, parse_error& error, int code,
                std::string_view reason) {
@@ -160,11 +125,9 @@ bool parse_field_line(std::string_view line, http::headers& headers,
     return false;
   }
   const auto value = trim_ows(line.substr(colon + 1));
-  for (char c : value) {
-    if (!is_field_value_char(static_cast<unsigned char>(c))) {
-      set_error(status, error, 400, "invalid character in header field value");
-      return false;
-    }
+  if (!is_field_value(value)) {
+    set_error(status, error, 400, "invalid character in header field value");
+    return false;
   }
   if (headers.size() >= max_count) {
     set_error(status, error, 431, "too many header fields");
@@ -221,8 +184,7 @@ bool request_parser::parse_request_line(std::string_view line) {
     return false;
   }
   for (char c : target) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u >= 0x7f) {
+    if (!is_vchar(static_cast<unsigned char>(c))) {
       set_error(status_, error_, 400, "invalid character in request target");
       return false;
     }
@@ -298,11 +260,9 @@ bool response_parser::parse_status_line(std::string_view line) {
   }
   // The space before an empty reason-phrase is required by the grammar but
   // often left out; its absence is accepted as it changes no meaning.
-  for (char c : reason) {
-    if (!is_field_value_char(static_cast<unsigned char>(c))) {
-      set_error(status_, error_, 400, "invalid character in reason phrase");
-      return false;
-    }
+  if (!is_field_value(reason)) {
+    set_error(status_, error_, 400, "invalid character in reason phrase");
+    return false;
   }
   response_.status = code;
   response_.reason.assign(reason);
@@ -336,35 +296,34 @@ void response_parser::end_of_head() {
     return;
   }
   // RFC 9112 6.3 rule 5: repeated Content-Length values ("42, 42" or two
-  // fields) are accepted when identical; anything else is invalid.
+  // fields) are accepted when identical; anything else is invalid, an empty
+  // element included: Content-Length = 1*DIGIT (RFC 9110 8.6) is no list
+  // whose empty elements a recipient ignores.
   bool have_length = false;
   std::uint64_t length = 0;
   for (const auto& f : response_.headers) {
     if (!http::iequals(f.name, "Content-Length")) continue;
-    std::string_view rest = f.value;
-    while (true) {
-      const auto comma = rest.find(',');
-      const auto element = trim_ows(rest.substr(0, comma));
-      if (element.empty()) {
-        set_error(status_, error_, 400, "invalid Content-Length");
-        return;
-      }
+    bool conflicting = false;
+    const bool valid = split_list(f.value, [&](std::string_view element) {
+      if (element.empty()) return false;
       std::uint64_t v = 0;
       for (char c : element) {
-        if (!is_digit(c) || v > (UINT64_MAX - 9) / 10) {
-          set_error(status_, error_, 400, "invalid Content-Length");
-          return;
-        }
+        if (!is_digit(c) || v > (UINT64_MAX - 9) / 10) return false;
         v = v * 10 + static_cast<std::uint64_t>(c - '0');
       }
       if (have_length && v != length) {
-        set_error(status_, error_, 400, "conflicting Content-Length values");
-        return;
+        conflicting = true;
+        return false;
       }
       have_length = true;
       length = v;
-      if (comma == std::string_view::npos) break;
-      rest.remove_prefix(comma + 1);
+      return true;
+    });
+    if (!valid) {
+      set_error(status_, error_, 400,
+                conflicting ? "conflicting Content-Length values"
+                            : "invalid Content-Length");
+      return;
     }
   }
   if (!have_length) {

@@ -59,8 +59,33 @@ struct timeouts {
 /// client masking keys and Sec-WebSocket-Key. Injectable for tests.
 using random_source = std::function<void(std::span<std::byte>)>;
 
+/// permessage-deflate (RFC 7692). A client offers it, a server accepts an
+/// offer, only when `enabled`. The fields are the parameters to offer
+/// (client) or the policy to answer with (server).
+struct deflate_options {
+  bool enabled = false;
+  /// Client: ask the server not to keep its compression context between
+  /// messages. Server: always answer with it (saves the server's memory).
+  bool server_no_context_takeover = false;
+  /// Client: promise not to keep ours. Server: require the client not to.
+  bool client_no_context_takeover = false;
+  /// LZ77 window of the server's compressor (8-15). Client: offered when
+  /// below 15. Server: the largest it will use.
+  int server_max_window_bits = 15;
+  /// Window of the client's compressor (8-15). Client: offered (also
+  /// without a value, to let the server choose) when below 15.
+  int client_max_window_bits = 15;
+  /// zlib compression level (1-9) and memory level (1-9): the operator's
+  /// trade between CPU, ratio and memory per connection.
+  int level = 6;
+  int mem_level = 8;
+  /// Messages shorter than this are sent uncompressed (RSV1 clear).
+  std::size_t min_size = 64;
+};
+
 struct settings {
   gust::limits limits;
+  gust::deflate_options deflate;
   gust::timeouts timeouts;
   /// Messages larger than this are sent as several frames, so control frames
   /// (pongs, close) can go out between them instead of waiting behind
