@@ -12,19 +12,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "support/roles.hpp"
 #include "support/wire.hpp"
-
-namespace doctest {
-template <>
-struct StringMaker<std::vector<std::string>> {
-  static String convert(const std::vector<std::string>& v) {
-    std::string s = "{";
-    for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", \"" : "\"") + v[i] + "\"";
-    s += "}";
-    return String(s.c_str());
-  }
-};
-}  // namespace doctest
 
 // ---------------------------------------------------------------------------
 // Counting global allocation functions: they count only while g_counting is
@@ -74,35 +63,8 @@ void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { counte
 
 using namespace gust;
 using namespace gust::test;
-using strings = std::vector<std::string>;
 
 namespace {
-
-std::string peer_frame(bool server_side, std::uint8_t b0, std::string_view payload) {
-  return frame(b0, payload, server_side);
-}
-
-template <class F>
-void both_roles(const gust::settings& s, F&& f) {
-  {
-    INFO("role: server");
-    virtual_clock clk;
-    auto c = open_server(clk, s);
-    f(static_cast<connection&>(c), clk, true);
-  }
-  {
-    INFO("role: client");
-    virtual_clock clk;
-    auto c = open_client(clk, s);
-    f(static_cast<connection&>(c), clk, false);
-  }
-}
-
-client_options client_opts() {
-  client_options o;
-  o.host = "server.example.com";
-  return o;
-}
 
 gust::settings with_random() {
   gust::settings s;
@@ -174,7 +136,7 @@ TEST_SUITE("API: error codes") {
     }
     {
       INFO("client before the 101");
-      client_connection cli(clk.now, client_opts(), with_random());
+      client_connection cli(clk.now, default_client_options(), with_random());
       const std::size_t request_size = cli.buffered_amount();
       check_refused(cli);
       CHECK(cli.buffered_amount() == request_size);
@@ -456,7 +418,7 @@ namespace {
 struct steady_pair {
   virtual_clock clk;
   server_connection server{clk.now};
-  client_connection client{clk.now, client_opts()};
+  client_connection client{clk.now, default_client_options()};
   std::vector<std::byte> wire = std::vector<std::byte>(1 << 20);  // one transfer
   std::size_t messages_to_server = 0, messages_to_client = 0;
   std::size_t bytes_to_server = 0, bytes_to_client = 0;

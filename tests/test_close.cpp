@@ -6,45 +6,13 @@
 #include <string>
 #include <vector>
 
+#include "support/roles.hpp"
 #include "support/wire.hpp"
-
-namespace doctest {
-template <>
-struct StringMaker<std::vector<std::string>> {
-  static String convert(const std::vector<std::string>& v) {
-    std::string s = "{";
-    for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", \"" : "\"") + v[i] + "\"";
-    s += "}";
-    return String(s.c_str());
-  }
-};
-}  // namespace doctest
 
 using namespace gust;
 using namespace gust::test;
-using strings = std::vector<std::string>;
 
 namespace {
-
-std::string peer_frame(bool server_side, std::uint8_t b0, std::string_view payload) {
-  return frame(b0, payload, server_side);
-}
-
-template <class F>
-void both_roles(const gust::settings& s, F&& f) {
-  {
-    INFO("role: server");
-    virtual_clock clk;
-    auto c = open_server(clk, s);
-    f(static_cast<connection&>(c), clk, true);
-  }
-  {
-    INFO("role: client");
-    virtual_clock clk;
-    auto c = open_client(clk, s);
-    f(static_cast<connection&>(c), clk, false);
-  }
-}
 
 /// An open pair with the opening events cleared.
 struct open_pair : engine_pair {
@@ -56,12 +24,6 @@ struct open_pair : engine_pair {
     server_events.clear();
   }
 };
-
-std::string pattern(std::size_t n) {
-  std::string s(n, '\0');
-  for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + i % 26);
-  return s;
-}
 
 /// Takes exactly `n` bytes of pending output, consuming them.
 std::string take_exactly(connection& c, std::size_t n) {

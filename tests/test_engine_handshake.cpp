@@ -7,30 +7,14 @@
 
 #include "handshake_server.hpp"  // accept_value: the expected Sec-WebSocket-Accept
 #include "http1.hpp"             // request_parser: reads the client's request
+#include "support/roles.hpp"
 #include "support/wire.hpp"
-
-namespace doctest {
-template <>
-struct StringMaker<std::vector<std::string>> {
-  static String convert(const std::vector<std::string>& v) {
-    std::string s = "{";
-    for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", \"" : "\"") + v[i] + "\"";
-    s += "}";
-    return String(s.c_str());
-  }
-};
-}  // namespace doctest
 
 using namespace gust;
 using namespace gust::test;
-using strings = std::vector<std::string>;
 
 namespace {
 
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
-bool ends_with(std::string_view s, std::string_view p) {
-  return s.size() >= p.size() && s.substr(s.size() - p.size()) == p;
-}
 bool contains(std::string_view s, std::string_view p) { return s.find(p) != std::string_view::npos; }
 
 /// The head of an HTTP message (up to and including the empty line).
@@ -54,20 +38,6 @@ constexpr std::string_view base_fields =
 
 /// RFC 6455 1.3's example: this key gives this accept value.
 constexpr std::string_view example_accept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
-
-/// Receives `wire` into `keep` (which must outlive the events) and returns
-/// the first event.
-std::optional<event> first_event(connection& c, std::string wire, virtual_clock& clk, std::string& keep) {
-  keep = std::move(wire);
-  c.receive(std::as_writable_bytes(std::span(keep.data(), keep.size())), clk.now);
-  return c.next_event(clk.now);
-}
-
-client_options default_client_options() {
-  client_options o;
-  o.host = "server.example.com";
-  return o;
-}
 
 /// A client whose request has been taken from its output; returns the
 /// request too.

@@ -21,6 +21,7 @@
 #include "handshake_client.hpp"
 #include "handshake_server.hpp"
 #include "http1.hpp"
+#include "support/split.hpp"
 
 namespace {
 
@@ -30,6 +31,9 @@ using gust::limits;
 using gust::detail::parse_status;
 using gust::detail::request_parser;
 using gust::detail::response_parser;
+using gust::test::check_every_split;
+using gust::test::cutting;
+using gust::test::feed_cut;
 
 std::span<const std::byte> as_bytes(std::string_view s) {
   return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
@@ -47,13 +51,10 @@ struct parsed {
 };
 
 template <class Parser>
-void feed_in_pieces(parsed<Parser>& p, std::string_view input,
-                    const std::vector<std::size_t>& ends) {
-  for (std::size_t end : ends) {
-    if (p.parser.status() != parse_status::need_more) break;
-    if (end <= p.consumed) continue;
-    p.consumed += p.parser.feed(as_bytes(input.substr(p.consumed, end - p.consumed)));
-  }
+void feed_in_pieces(parsed<Parser>& p, std::string_view input, cutting c) {
+  p.consumed = feed_cut(
+      input, c, [&] { return p.parser.status() == parse_status::need_more; },
+      [&](std::string_view piece) { return p.parser.feed(as_bytes(piece)); });
 }
 
 std::string fields_text(const gust::http::headers& h) {
@@ -79,25 +80,12 @@ std::string fingerprint(parsed<Parser>& p) {
 
 template <class Parser>
 void parse_every_way(parsed<Parser>& whole, std::string_view input) {
-  feed_in_pieces(whole, input, {input.size()});
-  const auto expected = fingerprint(whole);
-  {
-    parsed<Parser> bytewise;
-    std::vector<std::size_t> ends(input.size());
-    for (std::size_t i = 0; i < ends.size(); ++i) ends[i] = i + 1;
-    feed_in_pieces(bytewise, input, ends);
-    CHECK(fingerprint(bytewise) == expected);
-  }
-  for (std::size_t cut = 0; cut <= input.size(); ++cut) {
-    parsed<Parser> split;
-    feed_in_pieces(split, input, {cut, input.size()});
-    const auto got = fingerprint(split);
-    if (got != expected) {
-      CAPTURE(cut);
-      CHECK(got == expected);
-      break;
-    }
-  }
+  feed_in_pieces(whole, input, cutting::whole());
+  check_every_split(fingerprint(whole), input.size(), [&](cutting c) {
+    parsed<Parser> p;
+    feed_in_pieces(p, input, c);
+    return fingerprint(p);
+  });
 }
 
 // Parses a request head that must be complete and well-formed HTTP.
@@ -906,7 +894,7 @@ TEST_SUITE("handshake round trips") {
     const std::string frame = "\x82\x80\x00\x00\x00\x00"s;
     parsed<request_parser> server_side;
     const std::string wire = request_text + frame;
-    feed_in_pieces(server_side, wire, {wire.size()});
+    feed_in_pieces(server_side, wire, cutting::whole());
     REQUIRE(server_side.parser.status() == parse_status::done);
     CHECK(server_side.consumed == request_text.size());
     const auto req = parse_request(request_text);

@@ -15,10 +15,14 @@
 #include "gust/http.hpp"
 #include "gust/settings.hpp"
 #include "http1.hpp"
+#include "support/split.hpp"
 
 namespace {
 
 using gust::limits;
+using gust::test::check_every_split;
+using gust::test::cutting;
+using gust::test::feed_cut;
 using gust::detail::parse_status;
 using gust::detail::request_parser;
 using gust::detail::response_parser;
@@ -99,36 +103,18 @@ response_outcome snapshot(response_parser& p, std::size_t consumed) {
           fields_of(p.response().headers), p.response().body};
 }
 
-// Feeds input[0, ends[0]), then up to ends[1], ... Like a transport would,
-// unconsumed bytes are offered again with the next chunk.
+// Runs one parser over `input` cut as `c`. Like a transport would,
+// unconsumed bytes are offered again with the next piece.
 template <class Parser>
-auto run_chunks(const limits& lim, std::string_view input,
-                const std::vector<std::size_t>& ends, bool eof) {
+auto run_cut(const limits& lim, std::string_view input, cutting c, bool eof) {
   Parser p(lim);
-  std::size_t consumed = 0;
-  for (std::size_t end : ends) {
-    if (p.status() != parse_status::need_more) break;
-    if (end <= consumed) continue;
-    const std::size_t n = p.feed(as_bytes(input.substr(consumed, end - consumed)));
-    REQUIRE(n <= end - consumed);
-    consumed += n;
-  }
-  if constexpr (requires { p.feed_eof(); }) {
-    if (eof) p.feed_eof();
-  }
-  return snapshot(p, consumed);
-}
-
-template <class Parser>
-auto run_bytewise(const limits& lim, std::string_view input, bool eof) {
-  Parser p(lim);
-  std::size_t consumed = 0;
-  while (consumed < input.size() && p.status() == parse_status::need_more) {
-    const std::size_t n = p.feed(as_bytes(input.substr(consumed, 1)));
-    REQUIRE(n <= 1);
-    if (n == 0) break;
-    consumed += n;
-  }
+  const std::size_t consumed = feed_cut(
+      input, c, [&] { return p.status() == parse_status::need_more; },
+      [&](std::string_view piece) {
+        const std::size_t n = p.feed(as_bytes(piece));
+        REQUIRE(n <= piece.size());
+        return n;
+      });
   if constexpr (requires { p.feed_eof(); }) {
     if (eof) p.feed_eof();
   }
@@ -139,17 +125,9 @@ auto run_bytewise(const limits& lim, std::string_view input, bool eof) {
 // up to where the parser stopped: every way must give the same outcome.
 template <class Parser>
 auto parse_every_way(std::string_view input, const limits& lim = {}, bool eof = false) {
-  const auto whole = run_chunks<Parser>(lim, input, {input.size()}, eof);
-  CHECK(run_bytewise<Parser>(lim, input, eof) == whole);
-  const std::size_t last = std::min(input.size(), whole.consumed + 1);
-  for (std::size_t cut = 0; cut <= last; ++cut) {
-    const auto split = run_chunks<Parser>(lim, input, {cut, input.size()}, eof);
-    if (!(split == whole)) {
-      CAPTURE(cut);
-      CHECK(split == whole);
-      break;
-    }
-  }
+  const auto whole = run_cut<Parser>(lim, input, cutting::whole(), eof);
+  check_every_split(whole, std::min(input.size(), whole.consumed + 1),
+                    [&](cutting c) { return run_cut<Parser>(lim, input, c, eof); });
   return whole;
 }
 

@@ -9,23 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "support/roles.hpp"
 #include "support/wire.hpp"
-
-namespace doctest {
-template <>
-struct StringMaker<std::vector<std::string>> {
-  static String convert(const std::vector<std::string>& v) {
-    std::string s = "{";
-    for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", \"" : "\"") + v[i] + "\"";
-    s += "}";
-    return String(s.c_str());
-  }
-};
-}  // namespace doctest
 
 using namespace gust;
 using namespace gust::test;
-using strings = std::vector<std::string>;
 
 // ---------------------------------------------------------------------------
 // Largest single allocation while `g_track` is set: proves that nothing is
@@ -88,17 +76,6 @@ namespace {
 
 constexpr std::size_t one_mib = std::size_t{1} << 20;
 
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
-bool ends_with(std::string_view s, std::string_view p) {
-  return s.size() >= p.size() && s.substr(s.size() - p.size()) == p;
-}
-
-/// A frame as the peer of `server_side` sends it: masked towards a server.
-std::string peer_frame(bool server_side, std::uint8_t b0, std::string_view payload,
-                       std::optional<std::uint64_t> length = std::nullopt) {
-  return frame(b0, payload, server_side, 0x37fa213d, length);
-}
-
 /// A frame header written by hand: `len7` and the extended length bytes as
 /// given (to write non-minimal encodings), masked towards a server.
 std::string raw_header(bool server_side, std::uint8_t b0, std::uint8_t len7,
@@ -148,30 +125,6 @@ strings receive_owned(connection& c, std::string& input, virtual_clock& clk, std
     while (auto e = c.next_event(clk.now)) ev.push_back(describe(*e));
   }
   return ev;
-}
-
-std::string pattern(std::size_t n) {
-  std::string s(n, '\0');
-  for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + i % 26);
-  return s;
-}
-
-/// Runs `f(connection, clock, server_side)` once per role, on an open
-/// connection with settings `s`.
-template <class F>
-void both_roles(const gust::settings& s, F&& f) {
-  {
-    INFO("role: server");
-    virtual_clock clk;
-    auto c = open_server(clk, s);
-    f(static_cast<connection&>(c), clk, true);
-  }
-  {
-    INFO("role: client");
-    virtual_clock clk;
-    auto c = open_client(clk, s);
-    f(static_cast<connection&>(c), clk, false);
-  }
 }
 
 }  // namespace

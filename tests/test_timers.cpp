@@ -5,68 +5,27 @@
 #include <string>
 #include <vector>
 
+#include "support/roles.hpp"
 #include "support/wire.hpp"
-
-namespace doctest {
-template <>
-struct StringMaker<std::vector<std::string>> {
-  static String convert(const std::vector<std::string>& v) {
-    std::string s = "{";
-    for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", \"" : "\"") + v[i] + "\"";
-    s += "}";
-    return String(s.c_str());
-  }
-};
-}  // namespace doctest
 
 using namespace gust;
 using namespace gust::test;
-using strings = std::vector<std::string>;
 
 namespace {
 
 constexpr duration ns1 = std::chrono::nanoseconds(1);
 
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
-bool ends_with(std::string_view s, std::string_view p) {
-  return s.size() >= p.size() && s.substr(s.size() - p.size()) == p;
-}
-
-std::string peer_frame(bool server_side, std::uint8_t b0, std::string_view payload) {
-  return frame(b0, payload, server_side);
-}
-
-template <class F>
-void both_roles(const gust::settings& s, F&& f) {
-  {
-    INFO("role: server");
-    virtual_clock clk;
-    auto c = open_server(clk, s);
-    f(static_cast<connection&>(c), clk, true);
-  }
-  {
-    INFO("role: client");
-    virtual_clock clk;
-    auto c = open_client(clk, s);
-    f(static_cast<connection&>(c), clk, false);
-  }
-}
-
 /// A client still in CONNECTING (its request taken from the output).
 client_connection connecting_client(virtual_clock& clk, gust::settings s = {}) {
   s.random = counting_random();
-  client_options o;
-  o.host = "server.example.com";
-  client_connection c(clk.now, o, std::move(s));
+  client_connection c(clk.now, default_client_options(), std::move(s));
   (void)take_output(c);
   return c;
 }
 
 /// Receives `wire` and returns the single event it produces.
 event one_event(connection& c, std::string wire, virtual_clock& clk, std::string& keep) {
-  keep = std::move(wire);
-  c.receive(std::as_writable_bytes(std::span(keep.data(), keep.size())), clk.now);
-  auto ev = c.next_event(clk.now);
+  auto ev = first_event(c, std::move(wire), clk, keep);
   REQUIRE(ev);
   return *ev;
 }

@@ -38,6 +38,8 @@
 #include <string>
 #include <vector>
 
+#include "deflate/codec.hpp"
+#include "deflate/negotiation.hpp"
 #include "frame.hpp"
 #include "handshake_client.hpp"
 #include "handshake_server.hpp"
@@ -137,6 +139,20 @@ struct connection::impl {
   std::size_t msg_frags = 0;
   detail::utf8_validator utf8;
   std::vector<std::byte> msg_buf;
+  bool msg_compressed = false;   // RSV1 on its first frame (RFC 7692 6)
+  std::uint64_t msg_inflated = 0;  // output so far, against max_message_size
+
+  // ---- permessage-deflate (RFC 7692) ---------------------------------------
+  // Our compressor follows our role's half of the agreement, our
+  // decompressor the peer's. Streams are made when first needed; a direction
+  // without context takeover borrows from settings.deflate.pool if any.
+  bool deflate_on = false;
+  detail::deflate_agreement agreement;
+  std::unique_ptr<detail::deflater> compressor;
+  std::unique_ptr<detail::inflater> decompressor;
+  std::vector<std::byte> own_scratch;  // a compressed message on its way out
+  bool out_compressed = false;  // the fragmented message being sent is
+  std::size_t out_zbytes = 0;   // compressed bytes of that message so far
 
   // ---- sending -----------------------------------------------------------
   detail::output_queue out;
@@ -245,14 +261,14 @@ struct connection::impl {
 
   // A whole frame into `dst` (room: header + payload); returns its size.
   std::size_t encode_frame(std::byte* dst, bool fin, std::uint8_t opcode,
-                           std::span<const std::byte> payload) {
+                           std::span<const std::byte> payload, std::uint8_t rsv = 0) {
     if (masks()) {
       const detail::mask_key k = next_mask();
-      const std::size_t hs = detail::write_frame_header(dst, fin, 0, opcode, payload.size(), &k);
+      const std::size_t hs = detail::write_frame_header(dst, fin, rsv, opcode, payload.size(), &k);
       detail::mask_copy(dst + hs, payload.data(), payload.size(), k);
       return hs + payload.size();
     }
-    const std::size_t hs = detail::write_frame_header(dst, fin, 0, opcode, payload.size(), nullptr);
+    const std::size_t hs = detail::write_frame_header(dst, fin, rsv, opcode, payload.size(), nullptr);
     if (!payload.empty()) std::memcpy(dst + hs, payload.data(), payload.size());
     return hs + payload.size();
   }
@@ -263,26 +279,28 @@ struct connection::impl {
   }
 
   void queue_data_frame(bool fin, std::uint8_t opcode, std::span<const std::byte> payload,
-                        const std::shared_ptr<const void>* owner) {
+                        const std::shared_ptr<const void>* owner, std::uint8_t rsv) {
     const std::size_t hs = detail::frame_header_size(payload.size(), masks());
     if (owner && !masks() && !payload.empty()) {
-      detail::write_frame_header(out.append(hs, true), fin, 0, opcode, payload.size(), nullptr);
+      detail::write_frame_header(out.append(hs, true), fin, rsv, opcode, payload.size(), nullptr);
       out.append_external(payload.data(), payload.size(), *owner, false);
       return;
     }
-    encode_frame(out.append(hs + payload.size(), true), fin, opcode, payload);
+    encode_frame(out.append(hs + payload.size(), true), fin, opcode, payload, rsv);
   }
 
   // Splits at max_send_frame_size so control frames can pass between parts.
+  // `rsv` (RSV1 for a compressed message) goes on the first frame only.
   void queue_data(std::uint8_t opcode, std::span<const std::byte> data, bool fin,
-                  const std::shared_ptr<const void>* owner) {
+                  const std::shared_ptr<const void>* owner, std::uint8_t rsv = 0) {
     const std::size_t limit = cfg.max_send_frame_size ? cfg.max_send_frame_size : data.size();
     std::size_t pos = 0;
     do {
       const std::size_t n = std::min(limit, data.size() - pos);
       const bool last = pos + n == data.size();
-      queue_data_frame(fin && last, opcode, data.subspan(pos, n), owner);
+      queue_data_frame(fin && last, opcode, data.subspan(pos, n), owner, rsv);
       opcode = opc(detail::opcode::continuation);
+      rsv = 0;
       pos += n;
     } while (pos < data.size());
   }
@@ -318,6 +336,72 @@ struct connection::impl {
   }
 
   // =========================================================================
+  // permessage-deflate streams
+
+  bool we_are_server() const noexcept { return role == gust::role::server; }
+  bool compress_no_context() const noexcept {
+    return we_are_server() ? agreement.server_no_context_takeover : agreement.client_no_context_takeover;
+  }
+  bool decompress_no_context() const noexcept {
+    return we_are_server() ? agreement.client_no_context_takeover : agreement.server_no_context_takeover;
+  }
+  int compress_bits() const noexcept {
+    return we_are_server() ? agreement.server_max_window_bits : agreement.client_max_window_bits;
+  }
+  int decompress_bits() const noexcept {
+    return we_are_server() ? agreement.client_max_window_bits : agreement.server_max_window_bits;
+  }
+
+  detail::deflater& get_compressor() {
+    if (!compressor) {
+      const auto& d = cfg.deflate;
+      compressor = d.pool && compress_no_context()
+                       ? d.pool->internals().take_deflater(compress_bits(), d.level, d.mem_level)
+                       : std::make_unique<detail::deflater>(compress_bits(), d.level, d.mem_level);
+    }
+    return *compressor;
+  }
+  // The end of a compressed message we sent.
+  void compressed_message_done() {
+    if (!compress_no_context()) return;
+    if (cfg.deflate.pool)
+      cfg.deflate.pool->internals().give_back(std::move(compressor));
+    else
+      compressor->reset();
+  }
+  detail::inflater& get_decompressor() {
+    if (!decompressor) {
+      decompressor = cfg.deflate.pool && decompress_no_context()
+                         ? cfg.deflate.pool->internals().take_inflater(decompress_bits())
+                         : std::make_unique<detail::inflater>(decompress_bits());
+    }
+    return *decompressor;
+  }
+  void inflated_message_done() {
+    if (!decompress_no_context()) return;
+    if (cfg.deflate.pool)
+      cfg.deflate.pool->internals().give_back(std::move(decompressor));
+    else
+      decompressor->reset();
+  }
+  void release_streams() {
+    auto* pool = cfg.deflate.pool;
+    if (pool && compressor && compress_no_context()) pool->internals().give_back(std::move(compressor));
+    if (pool && decompressor && decompress_no_context()) pool->internals().give_back(std::move(decompressor));
+    compressor.reset();
+    decompressor.reset();
+  }
+  std::size_t compression_memory() const noexcept {
+    return (compressor ? compressor->memory() : 0) + (decompressor ? decompressor->memory() : 0) +
+           own_scratch.capacity();
+  }
+  // Compression is synchronous inside send(): connections sharing a pool
+  // (one thread) can share the buffer the compressed bytes pass through.
+  std::vector<std::byte>& scratch() {
+    return cfg.deflate.pool ? cfg.deflate.pool->internals().scratch : own_scratch;
+  }
+
+  // =========================================================================
   // Endings
 
   void defer(deferred d) noexcept {
@@ -339,6 +423,8 @@ struct connection::impl {
     in_message = false;
     msg_buf.clear();
     if (msg_buf.capacity() > message_keep_limit) std::vector<std::byte>().swap(msg_buf);
+    release_streams();
+    std::vector<std::byte>().swap(own_scratch);
   }
 
   event close_event_now() const noexcept {
@@ -459,6 +545,26 @@ struct connection::impl {
     }
     subprotocol = std::move(selected.subprotocol);
     extensions = std::move(selected.extensions);
+    if (auto why = accept_extensions()) {
+      handshake_fail(handshake_error::unexpected_extension, *why, resp_parser->response());
+      return handshake_failure_event{&failure};
+    }
+    return std::nullopt;
+  }
+
+  // The server's Sec-WebSocket-Extensions: at most one permessage-deflate,
+  // valid for our offer (RFC 7692 7.1); nothing else may use RSV1.
+  std::optional<std::string> accept_extensions() {
+    if (extensions.empty()) return std::nullopt;
+    auto parsed = detail::parse_extensions(extensions);
+    if (!parsed) return std::string("malformed Sec-WebSocket-Extensions");
+    for (const auto& ext : *parsed) {
+      if (!http::iequals(ext.name, "permessage-deflate")) continue;
+      if (deflate_on) return std::string("permessage-deflate selected twice");
+      if (!cfg.deflate.enabled) return std::string("permessage-deflate was not enabled in settings");
+      if (auto why = detail::accept_deflate_response(ext, cfg.deflate, agreement)) return why;
+      deflate_on = true;
+    }
     return std::nullopt;
   }
 
@@ -484,7 +590,8 @@ struct connection::impl {
   // Unmasks and validates payload bytes in place. false: invalid UTF-8.
   bool process_payload(std::byte* p, std::size_t n, std::uint64_t phase) noexcept {
     if (n == 0) return true;
-    const bool text = msg_type == message_type::text;
+    // A compressed text message is validated after inflating, not on the wire.
+    const bool text = msg_type == message_type::text && !msg_compressed;
     if (fh.masked) {
       if (text) return utf8.unmask_and_feed(p, n, fh.key, static_cast<std::size_t>(phase & 3));
       detail::mask_in_place(p, n, fh.key, static_cast<std::size_t>(phase & 3));
@@ -511,8 +618,10 @@ struct connection::impl {
       case header_status::ok: break;
     }
     // 5.2: "MUST be 0 unless an extension is negotiated that defines
-    // meanings for non-zero values".
-    if (h.rsv != 0) return protocol_fail(close_code::protocol_error, "reserved bits set");
+    // meanings for non-zero values". permessage-deflate defines RSV1, on the
+    // first frame of a data message only (RFC 7692 6, 6.1).
+    const std::uint8_t allowed_rsv = deflate_on ? 0x4 : 0;
+    if (h.rsv & ~allowed_rsv) return protocol_fail(close_code::protocol_error, "reserved bits set");
     // 5.2: "If an unknown opcode is received, the receiving endpoint MUST
     // _Fail the WebSocket Connection_".
     if (!detail::is_known_opcode(h.opcode)) return protocol_fail(close_code::protocol_error, "reserved opcode");
@@ -521,6 +630,7 @@ struct connection::impl {
     if (role == gust::role::client && h.masked) return protocol_fail(close_code::protocol_error, "server frame masked");
 
     if (detail::is_control(h.opcode)) {
+      if (h.rsv) return protocol_fail(close_code::protocol_error, "compressed control frame");
       // 5.5: "All control frames MUST have a payload length of 125 bytes or
       // less and MUST NOT be fragmented."
       if (!h.fin) return protocol_fail(close_code::protocol_error, "fragmented control frame");
@@ -537,12 +647,19 @@ struct connection::impl {
     const bool continuation = h.opcode == opc(detail::opcode::continuation);
     if (continuation && !in_message) return protocol_fail(close_code::protocol_error, "continuation frame without a message to continue");
     if (!continuation && in_message) return protocol_fail(close_code::protocol_error, "new data frame inside a fragmented message");
+    if (continuation && h.rsv) return protocol_fail(close_code::protocol_error, "RSV1 on a continuation frame");
 
     const limits& lim = cfg.limits;
-    const std::uint64_t frame_limit = lim.max_frame_size ? lim.max_frame_size : lim.max_message_size;
+    // A compressed message's limit is on what it inflates to (checked while
+    // inflating); its wire size may pass it only by deflate's worst-case
+    // overhead on incompressible data.
+    const bool compressed = continuation ? msg_compressed : h.rsv != 0;
+    auto wire_limit = [&](std::uint64_t v) { return compressed ? v + v / 64 + 64 : v; };
+    const std::uint64_t frame_limit = wire_limit(lim.max_frame_size ? lim.max_frame_size : lim.max_message_size);
+    const std::uint64_t message_limit = wire_limit(lim.max_message_size);
     const std::uint64_t so_far = continuation ? msg_size : 0;
     if (h.length > frame_limit) return protocol_fail(close_code::message_too_big, "frame too big");
-    if (h.length > lim.max_message_size - std::min<std::uint64_t>(so_far, lim.max_message_size))
+    if (h.length > message_limit - std::min<std::uint64_t>(so_far, message_limit))
       return protocol_fail(close_code::message_too_big, "message too big");
     if ((continuation ? msg_frags : 0) + 1 > lim.max_fragments) return protocol_fail(close_code::message_too_big, "too many fragments");
 
@@ -553,6 +670,8 @@ struct connection::impl {
       msg_frags = 0;
       utf8.reset();
       msg_buf.clear();
+      msg_compressed = h.rsv != 0;
+      msg_inflated = 0;
     }
     msg_size += h.length;
     ++msg_frags;
@@ -560,7 +679,7 @@ struct connection::impl {
     fh = h;
     fpos = 0;
     in_header = false;
-    zero_copy = !cfg.deliver_partial_messages && h.fin && !continuation;
+    zero_copy = !cfg.deliver_partial_messages && h.fin && !continuation && !msg_compressed;
     // The common case, a small message whole in the buffer: deliver it now.
     if (zero_copy && in.size() - hs >= h.length) return read_payload();
     return std::nullopt;  // go on with the payload
@@ -590,6 +709,7 @@ struct connection::impl {
     advance(chunk);
     const bool frame_done = fpos == len;
     const bool last = frame_done && fh.fin;
+    if (msg_compressed) return inflate_payload({in.data(), chunk}, frame_done, last);
     if (last && !message_complete_ok()) return protocol_fail(close_code::invalid_payload, "text message ends inside a UTF-8 sequence");
     if (frame_done) in_header = true;
     if (last) in_message = false;
@@ -599,6 +719,48 @@ struct connection::impl {
       return frame_done ? std::nullopt : need_input();
     }
     msg_buf.insert(msg_buf.end(), in.data(), in.data() + chunk);
+    if (last) return message_event{msg_type, msg_buf, true};
+    return frame_done ? std::nullopt : need_input();
+  }
+
+  // RFC 7692 7.2.2: inflate the payload as it arrives, appending 00 00 ff ff
+  // at the end of the message; the size limit applies to the output.
+  std::optional<event> inflate_payload(std::span<const std::byte> chunk, bool frame_done, bool last) {
+    const bool partial = cfg.deliver_partial_messages;
+    if (partial) msg_buf.clear();  // the previous chunk's view has expired
+    const std::size_t before = msg_buf.size();
+    const std::uint64_t limit = cfg.limits.max_message_size;
+    auto budget = [&] { return static_cast<std::size_t>(limit - std::min(limit, msg_inflated)); };
+    detail::inflater& z = get_decompressor();
+    auto rc = z.inflate(chunk, msg_buf, budget());
+    // A compressed message of no bytes at all is malformed but harmless:
+    // deliver it empty rather than feed the trailer into the stream.
+    if (rc == detail::inflater::result::ok && last && msg_size > 0) {
+      msg_inflated += msg_buf.size() - before;
+      const std::size_t mid = msg_buf.size();
+      rc = z.finish(msg_buf, budget());
+      msg_inflated += msg_buf.size() - mid;
+    } else {
+      msg_inflated += msg_buf.size() - before;
+    }
+    switch (rc) {
+      case detail::inflater::result::ok: break;
+      case detail::inflater::result::too_big: return protocol_fail(close_code::message_too_big, "message too big once inflated");
+      case detail::inflater::result::corrupt: return protocol_fail(close_code::invalid_payload, "invalid compressed data");
+      case detail::inflater::result::no_memory: return protocol_fail(close_code::internal_error, "out of memory");
+    }
+    if (msg_type == message_type::text && !utf8.feed(msg_buf.data() + before, msg_buf.size() - before))
+      return protocol_fail(close_code::invalid_payload, "invalid UTF-8 in text message");
+    if (last) {
+      if (!message_complete_ok()) return protocol_fail(close_code::invalid_payload, "text message ends inside a UTF-8 sequence");
+      inflated_message_done();
+    }
+    if (frame_done) in_header = true;
+    if (last) in_message = false;
+    if (partial) {
+      if (msg_buf.size() > before || last) return message_event{msg_type, {msg_buf.data() + before, msg_buf.size() - before}, last};
+      return frame_done ? std::nullopt : need_input();
+    }
     if (last) return message_event{msg_type, msg_buf, true};
     return frame_done ? std::nullopt : need_input();
   }
@@ -781,11 +943,25 @@ struct connection::impl {
   }
 
   std::error_code send(message_type type, std::span<const std::byte> data,
-                       const std::shared_ptr<const void>* owner) {
+                       const std::shared_ptr<const void>* owner, bool allow_compression = true) {
     if (auto ec = check_can_send_data()) return ec;
     if (out_in_message) return errc::message_in_progress;
     if (type == message_type::text && !detail::is_valid_utf8(data.data(), data.size()))
       return errc::invalid_utf8;
+    if (deflate_on && allow_compression && data.size() >= cfg.deflate.min_size) {
+      // RFC 7692 7.2.1: compress, drop the trailing 00 00 ff ff, set RSV1.
+      std::vector<std::byte>& zbuf = scratch();
+      zbuf.clear();
+      if (!get_compressor().compress(data, true, zbuf)) return errc::invalid_state;
+      // zlib emits nothing for a flush right after another: an empty message
+      // must still be one empty stored block's first byte (RFC 7692 7.2.3.6
+      // shows "00"), or the peer's trailer would leave its stream mid-block.
+      if (zbuf.empty()) zbuf.push_back(std::byte{0});
+      compressed_message_done();
+      queue_data(static_cast<std::uint8_t>(type), zbuf, true, nullptr, 0x4);
+      if (zbuf.capacity() > message_keep_limit) std::vector<std::byte>().swap(zbuf);
+      return {};
+    }
     queue_data(static_cast<std::uint8_t>(type), data, true, owner);
     return {};
   }
@@ -798,13 +974,27 @@ struct connection::impl {
       opcode = opc(detail::opcode::continuation);
     } else {
       out_utf8.reset();
+      out_compressed = deflate_on;
     }
     if (type == message_type::text) {
       detail::utf8_validator probe = out_utf8;
       if (!probe.feed(data.data(), data.size()) || (fin && !probe.complete())) return errc::invalid_utf8;
       out_utf8 = probe;
     }
-    queue_data(opcode, data, fin, nullptr);
+    if (out_compressed) {
+      // One deflate stream across the fragments, each ending in a sync flush
+      // so it can go out at once; RSV1 on the first frame only.
+      std::vector<std::byte>& zbuf = scratch();
+      zbuf.clear();
+      if (!get_compressor().compress(data, fin, zbuf)) return errc::invalid_state;
+      if (!out_in_message) out_zbytes = 0;
+      out_zbytes += zbuf.size();
+      if (fin && out_zbytes == 0) zbuf.push_back(std::byte{0});  // as in send()
+      if (fin) compressed_message_done();
+      queue_data(opcode, zbuf, fin, nullptr, out_in_message ? 0 : 0x4);
+    } else {
+      queue_data(opcode, data, fin, nullptr);
+    }
     out_in_message = !fin;
     out_type = type;
     return {};
@@ -872,8 +1062,9 @@ std::error_code connection::send_text(std::string_view text) {
 std::error_code connection::send_binary(std::span<const std::byte> data) {
   return impl_->send(message_type::binary, data, nullptr);
 }
-std::error_code connection::send(message_type type, std::span<const std::byte> data) {
-  return impl_->send(type, data, nullptr);
+std::error_code connection::send(message_type type, std::span<const std::byte> data,
+                                 bool compress) {
+  return impl_->send(type, data, nullptr, compress);
 }
 std::error_code connection::send_shared(message_type type, std::span<const std::byte> data,
                                         std::shared_ptr<const void> owner) {
@@ -945,11 +1136,13 @@ void connection::fail(time_point now, std::uint16_t code, std::string_view reaso
 }
 
 std::string_view connection::subprotocol() const noexcept { return impl_->subprotocol; }
+std::string_view connection::extensions() const noexcept { return impl_->extensions; }
+bool connection::compression_enabled() const noexcept { return impl_->deflate_on; }
 std::optional<duration> connection::latency() const noexcept { return impl_->rtt; }
 const gust::settings& connection::settings() const noexcept { return impl_->cfg; }
 
 memory_usage connection::memory() const noexcept {
-  return {impl_->icap, impl_->msg_buf.capacity(), impl_->out.memory()};
+  return {impl_->icap, impl_->msg_buf.capacity(), impl_->out.memory(), impl_->compression_memory()};
 }
 
 // ===========================================================================
@@ -978,6 +1171,14 @@ std::error_code server_connection::accept(time_point now, accept_options opts) {
     chosen = detail::select_subprotocol(req, c.upgrade.subprotocols, c.sopts);
   }
   c.subprotocol = chosen.value_or(std::string());
+  if (c.cfg.deflate.enabled && detail::deflate_available()) {
+    if (auto offers = req.headers.get_combined("Sec-WebSocket-Extensions")) {
+      if (auto answer = detail::negotiate_deflate(*offers, c.cfg.deflate, c.agreement)) {
+        c.extensions = std::move(*answer);
+        c.deflate_on = true;
+      }
+    }
+  }
   c.queue_handshake_bytes(detail::write_switching_protocols(
       detail::accept_value(c.upgrade.key), c.subprotocol, c.extensions, opts.extra_headers,
       c.sopts.server_header));
@@ -1027,6 +1228,8 @@ client_connection::client_connection(time_point now, client_options opts, gust::
     : connection(std::make_unique<impl>(gust::role::client, now, std::move(s))) {
   impl& c = *impl_;
   c.copts = std::move(opts);
+  if (c.cfg.deflate.enabled && detail::deflate_available())
+    c.copts.extensions.insert(c.copts.extensions.begin(), detail::deflate_offer(c.cfg.deflate));
   c.key = detail::make_key(c.cfg.random);
   c.queue_handshake_bytes(detail::write_upgrade_request(c.copts, c.key));
   c.resp_parser.emplace(c.cfg.limits);

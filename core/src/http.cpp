@@ -68,7 +68,8 @@ bool headers::has_token(std::string_view name, std::string_view token) const {
   // RFC 9110 5.3: repeated fields mean the same as one field whose value is
   // the comma-joined list, so every field of the name is searched. RFC 9110
   // 5.6.1: elements are separated by "," with optional whitespace, and
-  // empty elements are ignored.
+  // empty elements are ignored; a comma inside a quoted-string (5.6.4) does
+  // not separate.
   bool found = false;
   for (const auto& f : fields_) {
     if (!iequals(f.name, name)) continue;

@@ -55,7 +55,8 @@ struct memory_usage {
   std::size_t input = 0;    ///< receive buffer (partial frames, unread data)
   std::size_t message = 0;  ///< reassembly of a fragmented message
   std::size_t output = 0;   ///< queued output storage (capacity, not only used)
-  std::size_t total() const noexcept { return input + message + output; }
+  std::size_t compression = 0;  ///< zlib streams held (permessage-deflate)
+  std::size_t total() const noexcept { return input + message + output + compression; }
 };
 
 class connection {
@@ -115,8 +116,12 @@ class connection {
   /// masked, for a client) into the output queue.
   [[nodiscard]] std::error_code send_text(std::string_view text);
   [[nodiscard]] std::error_code send_binary(std::span<const std::byte> data);
+  /// With permessage-deflate negotiated, `compress` false sends this one
+  /// message uncompressed (data already compressed, say); messages below
+  /// settings.deflate.min_size are never compressed.
   [[nodiscard]] std::error_code send(message_type type,
-                                     std::span<const std::byte> data);
+                                     std::span<const std::byte> data,
+                                     bool compress = true);
   /// Zero-copy send: the output queue references `data` instead of copying
   /// it, and keeps `owner` alive until those bytes are consumed. Only a
   /// server can send without copying (a client must mask); a client copies.
@@ -155,6 +160,10 @@ class connection {
 
   /// The subprotocol selected in the opening handshake, empty if none.
   std::string_view subprotocol() const noexcept;
+  /// The negotiated Sec-WebSocket-Extensions value, empty if none.
+  std::string_view extensions() const noexcept;
+  /// True once permessage-deflate was negotiated.
+  bool compression_enabled() const noexcept;
   /// Round-trip time measured by the latest answered ping.
   std::optional<duration> latency() const noexcept;
   memory_usage memory() const noexcept;

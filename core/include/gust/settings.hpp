@@ -16,6 +16,8 @@
 
 namespace gust {
 
+class deflate_pool;
+
 struct limits {
   /// Largest message delivered to the application, reassembled. Above it the
   /// connection fails with 1009 as soon as the announced or received length
@@ -81,6 +83,11 @@ struct deflate_options {
   int mem_level = 8;
   /// Messages shorter than this are sent uncompressed (RSV1 clear).
   std::size_t min_size = 64;
+  /// Where a direction has no context takeover, borrow its zlib stream from
+  /// this pool for one message instead of keeping one per connection (see
+  /// deflate_pool.hpp). Not owned; must outlive the connection. Null: each
+  /// connection keeps its own streams.
+  deflate_pool* pool = nullptr;
 };
 
 struct settings {

@@ -1,0 +1,298 @@
+// The part of an event loop that every adapter shares, and the interface an
+// adapter implements under it.
+//
+// Theory of operation. One loop_base per thread. Each iteration:
+//   1. backend_poll(deadline): the adapter waits for I/O (or the earliest
+//      deadline) and reports what happened through the on_* callbacks below:
+//      on_accept, on_connected, on_input (bytes read into the loop's one
+//      read buffer, lent to the core with connection::receive()), on_eof,
+//      on_transport_error, on_writable.
+//   2. posted tasks (other threads), then expired timers: connection
+//      deadlines (the core's next_deadline(), and the transport's linger)
+//      from one binary heap, and plain timers from another.
+//   3. the flush list: every connection something queued output on (a
+//      handler's send to another connection, a broadcast) is serviced once:
+//      pending events pulled, output written, backpressure and transport
+//      close decided, its deadline re-armed.
+//   4. finished connections are destroyed, after every handler returned.
+// Handlers run only from step 1-3 of the pump of their own connection; what
+// they call on any connection only queues output and marks it for step 3,
+// so there is no re-entrancy (the core's rule, kept here).
+//
+// Why a heap and not a timer per connection in the kernel: 100,000
+// connections each with a keepalive deadline cost one entry each here (and
+// entries of re-armed deadlines are dropped lazily), and the adapter keeps
+// a single kernel timer (epoll: one timerfd) set to the earliest one.
+//
+// Transport close (RFC 6455 7.1.1): when the core says
+// transport_should_close(), the pending output is written, the write side
+// shut down, and the socket closed at the peer's EOF or when the linger
+// deadline (close_timeout) passes, whichever comes first; a peer that reads
+// nothing cannot hold the socket open past it.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "gust/net.hpp"
+
+namespace gust::detail {
+
+/// An adapter's per-connection socket state.
+class transport {
+ public:
+  virtual ~transport() = default;
+};
+
+/// Per-owner counters (one block per server loop, one per client): written
+/// by one loop thread, read by any (relaxed atomics, no read-modify-write).
+struct counters {
+  std::atomic<std::uint64_t> accepted{0}, open{0}, hs_accepted{0}, hs_rejected{0},
+      http_responses{0}, msgs_in{0}, msgs_out{0}, bytes_in{0}, bytes_out{0}, buffered{0},
+      memory{0}, accept_errors{0}, hard_limit_closes{0};
+  std::array<std::atomic<std::uint64_t>, 16> codes_1000{};  // 1000..1015
+  mutable std::mutex other_codes_mutex;
+  std::map<std::uint16_t, std::uint64_t> other_codes;
+
+  static void bump(std::atomic<std::uint64_t>& a, std::uint64_t n = 1) noexcept {
+    a.store(a.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  static void adjust(std::atomic<std::uint64_t>& a, std::size_t from, std::size_t to) noexcept {
+    a.store(a.load(std::memory_order_relaxed) + (std::uint64_t(to) - std::uint64_t(from)),
+            std::memory_order_relaxed);
+  }
+  void count_close(std::uint16_t code);
+  void add_to(gust::stats& s) const;
+};
+
+/// Logging helper: formats only when a sink is set.
+struct logger {
+  const log_sink* sink = nullptr;
+  bool on() const noexcept { return sink && *sink; }
+  void operator()(log_level l, std::string_view msg) const {
+    if (on()) (*sink)(l, msg);
+  }
+};
+
+std::error_code last_error() noexcept;
+endpoint to_endpoint(const sockaddr* sa, socklen_t len);
+/// TCP_NODELAY (ignored for Unix sockets).
+void set_nodelay(int fd) noexcept;
+
+/// Runs getaddrinfo on a helper thread so the loop never blocks on DNS.
+class resolver {
+ public:
+  using done_fn = std::function<void(int gai_error, std::vector<sockaddr_storage>)>;
+  ~resolver();
+  /// `done` runs on the helper thread: it must only post to a loop.
+  void resolve(std::string host, std::uint16_t port, done_fn done);
+
+ private:
+  struct job {
+    std::string host;
+    std::uint16_t port;
+    done_fn done;
+  };
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::deque<job> q_;
+  bool stop_ = false;
+  std::thread t_;
+};
+
+class loop_base {
+ public:
+  explicit loop_base(gust::adapter a);
+  virtual ~loop_base();
+
+  gust::adapter kind() const noexcept { return kind_; }
+  event_loop* facade = nullptr;
+
+  // ---- running -----------------------------------------------------------
+  void run(std::optional<time_point> until);
+  void stop() noexcept;
+  void post(std::function<void()> fn);
+  std::uint64_t call_at(time_point t, std::function<void()> fn, bool keep_alive = true);
+  void cancel(std::uint64_t id);
+  time_point now() const noexcept { return now_; }
+  bool in_loop_thread() const noexcept;
+  /// Pending work that is not a connection or a listener (a resolution, a
+  /// connect attempt): run() does not return while held.
+  void hold() noexcept { ++holds_; }
+  void release() noexcept { --holds_; }
+  resolver& dns();
+  /// Adapters call this first in their destructor: joins the resolver
+  /// thread, which posts to the loop.
+  void join_helpers() noexcept { dns_.reset(); }
+
+  // ---- connections -------------------------------------------------------
+  /// A new session around a connected (or connecting) socket.
+  websocket& adopt(int fd, bool connecting, const endpoint& remote,
+                   std::unique_ptr<connection> conn, const handlers* h,
+                   const backpressure_config* bp, counters* ctr, server_state* srv,
+                   client_state* cli);
+  void mark_dirty(websocket& ws);
+  /// Pull events, write, decide backpressure and closing, re-arm.
+  void service(websocket& ws);
+  /// Closes the socket now; delivers a close event first if one is owed.
+  void close_now(websocket& ws);
+  /// The owner is going away: close without calling its handlers.
+  void abandon(websocket& ws);
+  template <class F>
+  void for_each_session(F&& f) {
+    for (std::size_t i = 0; i < slots_.size(); ++i)
+      if (slots_[i] && !slots_[i]->finished_) f(*slots_[i]);
+  }
+  const std::vector<websocket*>& open_connections() const noexcept { return open_; }
+
+  /// `payload` is shared (kept alive by `owner`) by every target's queue.
+  static broadcast_result broadcast(std::span<websocket* const> targets, message_type type,
+                                    std::span<const std::byte> payload,
+                                    std::shared_ptr<const void> owner,
+                                    const broadcast_options& opts);
+
+  // Called by websocket's methods.
+  std::error_code after_send(websocket& ws, std::error_code ec);
+  void update_backpressure(websocket& ws);
+  void feed_held(websocket& ws);
+
+  // ---- what an adapter reports -------------------------------------------
+  /// A server listener accepted `fd`. The owner decides what to do.
+  using accept_fn = std::function<void(loop_base&, int fd, const endpoint& remote)>;
+  void on_input(websocket& ws, std::span<std::byte> data);
+  void on_eof(websocket& ws);
+  void on_transport_error(websocket& ws, std::error_code ec);
+  void on_writable(websocket& ws) { service(ws); }
+  /// A connecting socket (client) finished connecting, or failed to.
+  void on_connected(websocket& ws, std::error_code ec);
+
+  // ---- what an adapter implements ----------------------------------------
+  /// Waits for I/O until `deadline` (forever when empty; not at all when
+  /// `nonblocking`) and dispatches it through the on_* callbacks.
+  virtual void backend_poll(std::optional<time_point> deadline, bool nonblocking) = 0;
+  /// Thread-safe: interrupts backend_poll.
+  virtual void backend_wake() = 0;
+  /// Watches a listening socket; calls `on_accept` for every accepted one.
+  /// Returns an id for backend_remove_listener. `exclusive`: other loops
+  /// watch the same socket (EPOLLEXCLUSIVE).
+  virtual int backend_add_listener(int fd, accept_fn on_accept, logger log, counters* ctr,
+                                   bool exclusive) = 0;
+  /// Stops watching and closes the listening socket.
+  virtual void backend_remove_listener(int id) = 0;
+  /// Creates ws.tx_ for `fd` and starts watching it (for `connecting`:
+  /// until writable, then on_connected).
+  virtual void backend_attach(websocket& ws, int fd, bool connecting) = 0;
+  /// Writes what ws.core() has pending; arms write readiness if the socket
+  /// is full (and disarms it once empty). Calls on_transport_error on
+  /// failure. Returns false if the socket failed.
+  virtual bool backend_write(websocket& ws) = 0;
+  /// Reading was paused: read what arrived meanwhile (soon, not inline).
+  virtual void backend_resume_read(websocket& ws) = 0;
+  virtual void backend_shutdown_write(websocket& ws) = 0;
+  /// Releases the socket.
+  virtual void backend_close(websocket& ws) = 0;
+
+  // ---- per-loop owners ---------------------------------------------------
+  int listeners = 0;  // active listeners (keep run() going)
+
+ protected:
+  // Adapters reach the facade's per-connection state through these.
+  static transport* tx(websocket& ws) noexcept { return ws.tx_.get(); }
+  static void set_tx(websocket& ws, std::unique_ptr<transport> t) noexcept { ws.tx_ = std::move(t); }
+  static bool has_core(const websocket& ws) noexcept { return ws.conn_ != nullptr; }
+  static bool paused(const websocket& ws) noexcept {
+    return ws.paused_by_user_ || ws.paused_by_backpressure_;
+  }
+  static bool finished(const websocket& ws) noexcept { return ws.finished_; }
+  static counters* ctr(websocket& ws) noexcept { return ws.ctr_; }
+  websocket* session(std::uint32_t slot, std::uint32_t serial) noexcept {
+    if (slot >= slots_.size() || !slots_[slot] || slots_[slot]->serial_ != serial) return nullptr;
+    return slots_[slot].get();
+  }
+  static std::uint32_t slot_of(const websocket& ws) noexcept { return ws.slot_; }
+  static std::uint32_t serial_of(const websocket& ws) noexcept { return ws.serial_; }
+
+  gust::adapter kind_;
+  time_point now_;
+  /// Dispatches every event the core has for `ws`.
+  void pump_events(websocket& ws);
+  void dispatch(websocket& ws, event& ev);
+  // Owner hooks (server.cpp, client.cpp).
+  void server_on_request(websocket& ws, const http::request& req);
+  bool server_plain_http(websocket& ws, const handshake_failure& f);
+  void client_on_open(websocket& ws);
+  void client_on_handshake_failure(websocket& ws, const handshake_failure& f);
+  void session_ended(websocket& ws);
+  void finish(websocket& ws);
+  void reap();
+  void rearm(websocket& ws);
+  void run_timers();
+  void run_posted();
+  void flush_dirty();
+  std::optional<time_point> next_wakeup() const;
+  bool has_work() const;
+
+  std::vector<std::unique_ptr<websocket>> slots_;
+  std::vector<std::uint32_t> free_slots_;
+  std::uint32_t next_serial_ = 1;
+  std::size_t sessions_ = 0;
+  std::vector<websocket*> open_;
+  std::vector<websocket*> dirty_;
+  std::vector<websocket*> finished_;
+
+  struct conn_timer {
+    time_point t;
+    std::uint32_t slot, serial;
+    bool operator>(const conn_timer& o) const noexcept { return t > o.t; }
+  };
+  std::vector<conn_timer> conn_timers_;  // min-heap
+  struct plain_timer {
+    time_point t;
+    std::uint64_t id;
+    bool operator>(const plain_timer& o) const noexcept { return t > o.t; }
+  };
+  std::vector<plain_timer> timers_;  // min-heap
+  struct timer_fn {
+    std::function<void()> fn;
+    bool keep_alive;
+  };
+  std::unordered_map<std::uint64_t, timer_fn> timer_fns_;
+  std::uint64_t next_timer_id_ = 1;
+  std::size_t keep_alive_timers_ = 0;
+
+  std::mutex post_m_;
+  std::vector<std::function<void()>> posted_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> has_posted_{false};
+  std::atomic<std::thread::id> thread_{};
+  int holds_ = 0;
+  std::unique_ptr<resolver> dns_;
+};
+
+/// Listening sockets (POSIX, shared by the fd-based adapters).
+struct listen_spec {
+  std::string host;
+  std::uint16_t port = 0;
+  std::string unix_path;
+  bool reuse_port = false;
+  int backlog = 1024;
+};
+/// A bound, listening, non-blocking socket, or -1 with `ec` set.
+int open_listener(const listen_spec& spec, endpoint& bound, std::error_code& ec,
+                  std::string& why);
+
+/// Creates the loop of adapter `a` (throws std::system_error if it cannot).
+std::unique_ptr<loop_base> make_loop(gust::adapter a);
+
+}  // namespace gust::detail

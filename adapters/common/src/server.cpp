@@ -1,0 +1,284 @@
+// gust::server: listeners, the process_request hook, graceful shutdown,
+// counters and cross-loop broadcast, shared by every adapter.
+#include <unistd.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "owners.hpp"
+
+namespace gust {
+namespace detail {
+
+server_state::server_state(server_config c) : cfg(std::move(c)) {
+  // The core refuses sends past the hard limit; the loop then applies the
+  // hard-limit policy (see backpressure_config).
+  cfg.settings.limits.max_buffered_output = cfg.backpressure.hard_limit;
+  if (cfg.backpressure.low_watermark > cfg.backpressure.high_watermark)
+    cfg.backpressure.low_watermark = cfg.backpressure.high_watermark;
+  if (cfg.threads < 1) cfg.threads = 1;
+  log.sink = &cfg.log;
+}
+
+server_state::per_loop& server_state::of(loop_base& l) {
+  for (auto& p : per)
+    if (p.loop == &l) return p;
+  return per.front();  // unreachable: sessions only live on our loops
+}
+
+std::error_code server_state::listen() {
+  if (listening) return make_error_code(errc::invalid_state);
+  const bool unix_socket = !cfg.unix_path.empty();
+  listen_spec spec;
+  spec.host = cfg.host;
+  spec.port = cfg.port;
+  spec.unix_path = cfg.unix_path;
+  spec.reuse_port = !unix_socket && (cfg.reuse_port || per.size() > 1);
+  spec.backlog = cfg.backlog;
+  std::vector<int> fds;
+  for (std::size_t i = 0; i < per.size(); ++i) {
+    std::error_code ec;
+    std::string why;
+    int fd;
+    if (unix_socket && i > 0) {
+      fd = ::dup(fds.front());  // one socket, watched by every loop
+      if (fd < 0) ec = last_error(), why = "dup: " + ec.message();
+    } else {
+      endpoint got;
+      fd = open_listener(spec, got, ec, why);
+      if (i == 0) {
+        bound = got;
+        spec.port = got.port;  // port 0: the other loops join the chosen one
+      }
+    }
+    if (fd < 0) {
+      for (int f : fds) ::close(f);
+      log(log_level::error, why);
+      return ec;
+    }
+    fds.push_back(fd);
+  }
+  for (std::size_t i = 0; i < per.size(); ++i) {
+    per[i].fd = fds[i];
+    per[i].listener = per[i].loop->backend_add_listener(
+        fds[i],
+        [this, i](loop_base& l, int fd, const endpoint& remote) { on_accept(i, l, fd, remote); },
+        log, per[i].ctr.get(), unix_socket && per.size() > 1);
+  }
+  listening = true;
+  if (log.on()) log(log_level::info, "listening on " + bound.to_string());
+  return {};
+}
+
+void server_state::on_accept(std::size_t i, loop_base& loop, int fd, const endpoint& remote) {
+  per_loop& p = per[i];
+  if (remote.family != endpoint::kind::unix_socket) set_nodelay(fd);
+  counters::bump(p.ctr->accepted);
+  loop.adopt(fd, false, remote,
+             std::make_unique<server_connection>(loop.now(), cfg.settings, cfg.options),
+             &cfg.handlers, &cfg.backpressure, p.ctr.get(), this, nullptr);
+}
+
+void server_state::on_request(websocket& ws, const http::request& req) {
+  per_loop& p = of(*ws.loop_);
+  if (p.shutting_down) {
+    // Stop accepting: a handshake that arrives during shutdown gets 503.
+    (void)ws.reject(503, "server shutting down\n");
+    return;
+  }
+  if (cfg.handlers.on_request) cfg.handlers.on_request(ws, req);
+  if (!ws.answered_ && ws.accept()) (void)ws.reject(500, "cannot accept this request\n");
+}
+
+// Workaround until the core hands plain HTTP requests to the application:
+// it answers a GET without Upgrade with 400 itself, before any
+// request_event. When that happens and there is an on_request hook, a
+// second engine is given the same target as an upgrade request so the hook
+// can answer with respond()/reject() (a health check, a page); the original
+// request stays visible through websocket::request(). If the hook does not
+// answer, the core's 400 goes out as it would have.
+bool server_state::plain_http(websocket& ws, const handshake_failure& f) {
+  if (!cfg.handlers.on_request || f.error != handshake_error::bad_request || ws.plain_) return false;
+  const http::request* req = static_cast<server_connection&>(*ws.conn_).request();
+  if (!req || req->method != "GET" || req->headers.contains("Upgrade")) return false;
+  loop_base& loop = *ws.loop_;
+  server_options opts;
+  opts.server_header = cfg.options.server_header;
+  auto responder = std::make_unique<server_connection>(loop.now(), cfg.settings, opts);
+  std::string head = "GET " + req->target +
+                     " HTTP/1.1\r\nHost: gust\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n\r\n";
+  responder->receive(std::as_writable_bytes(std::span(head.data(), head.size())), loop.now());
+  auto ev = responder->next_event(loop.now());
+  if (!ev || !std::holds_alternative<request_event>(*ev)) return false;
+  if (responder->next_event(loop.now())) return false;  // (the head is used up)
+  ws.plain_ = std::move(ws.conn_);
+  ws.conn_ = std::move(responder);
+  ws.answered_ = false;
+  if (of(loop).shutting_down)
+    (void)ws.reject(503, "server shutting down\n");
+  else
+    cfg.handlers.on_request(ws, *req);
+  if (!ws.answered_) {
+    ws.conn_ = std::move(ws.plain_);
+    return false;
+  }
+  return true;
+}
+
+void server_state::do_shutdown(std::size_t i, const shutdown_options& opts) {
+  per_loop& p = per[i];
+  loop_base& loop = *p.loop;
+  p.shutting_down = true;
+  if (p.listener >= 0) {
+    loop.backend_remove_listener(p.listener);
+    p.listener = -1;
+    if (i == 0 && !cfg.unix_path.empty()) ::unlink(cfg.unix_path.c_str());
+  }
+  if (!opts.close_connections) return;
+  loop.for_each_session([&](websocket& ws) {
+    if (ws.server_ != this) return;
+    if (ws.write_shut_)
+      loop.close_now(ws);  // done already, only waiting for the peer's FIN
+    else if (ws.conn_ && ws.conn_->state() == gust::state::open)
+      (void)ws.close(opts.code, opts.reason);
+  });
+  // The close handshakes are bounded by close_timeout; past it (a peer that
+  // neither answers nor closes), every remaining socket is closed.
+  duration bound = cfg.settings.timeouts.close_timeout;
+  if (bound.count() <= 0) bound = std::chrono::seconds(10);
+  loop.call_at(
+      loop.now() + bound,
+      [this, &loop] {
+        loop.for_each_session([&](websocket& ws) {
+          if (ws.server_ == this) loop.close_now(ws);
+        });
+      },
+      /*keep_alive=*/false);
+}
+
+void server_state::abandon_all() {
+  for (auto& p : per) {
+    if (p.listener >= 0) p.loop->backend_remove_listener(p.listener);
+    p.listener = -1;
+    p.loop->for_each_session([&](websocket& ws) {
+      if (ws.server_ == this) p.loop->abandon(ws);
+    });
+  }
+}
+
+std::vector<websocket*> server_state::local_connections(loop_base& l) const {
+  std::vector<websocket*> out;
+  for (websocket* ws : l.open_connections())
+    if (ws->server_ == this) out.push_back(ws);
+  return out;
+}
+
+// loop_base's owner hooks --------------------------------------------------
+
+void loop_base::server_on_request(websocket& ws, const http::request& req) {
+  ws.server_->on_request(ws, req);
+}
+
+bool loop_base::server_plain_http(websocket& ws, const handshake_failure& f) {
+  return ws.server_->plain_http(ws, f);
+}
+
+void loop_base::session_ended(websocket& ws) {
+  if (ws.client_) ws.client_->on_session_end(ws);
+}
+
+}  // namespace detail
+
+// ===========================================================================
+// server
+
+server::server(server_config cfg) : s_(std::make_unique<detail::server_state>(std::move(cfg))) {
+  for (int i = 0; i < s_->cfg.threads; ++i) {
+    s_->owned.push_back(std::make_unique<event_loop>(s_->cfg.adapter));
+    s_->per.emplace_back();
+    s_->per.back().loop = &s_->owned.back()->impl();
+  }
+}
+
+server::server(event_loop& loop, server_config cfg)
+    : s_(std::make_unique<detail::server_state>(std::move(cfg))) {
+  s_->cfg.threads = 1;
+  s_->cfg.adapter = loop.adapter();
+  s_->per.emplace_back();
+  s_->per.back().loop = &loop.impl();
+}
+
+server::~server() {
+  if (!s_->owned.empty()) return;  // the loops go with us, and their sessions
+  // A server on the caller's loop: close what is left (loop thread only).
+  s_->abandon_all();
+}
+
+std::error_code server::listen() { return s_->listen(); }
+std::uint16_t server::port() const noexcept { return s_->bound.port; }
+const endpoint& server::local_endpoint() const noexcept { return s_->bound; }
+
+std::string server::url() const {
+  const endpoint& e = s_->bound;
+  switch (e.family) {
+    case endpoint::kind::ipv4: return "ws://" + e.address + ":" + std::to_string(e.port) + "/";
+    case endpoint::kind::ipv6: return "ws://[" + e.address + "]:" + std::to_string(e.port) + "/";
+    case endpoint::kind::unix_socket: return "ws+unix:" + e.address;
+    case endpoint::kind::none: break;
+  }
+  return {};
+}
+
+void server::run() {
+  if (s_->owned.empty()) return;  // the caller runs the loop
+  std::vector<std::thread> threads;
+  for (std::size_t i = 1; i < s_->owned.size(); ++i)
+    threads.emplace_back([this, i] { s_->owned[i]->run(); });
+  s_->owned.front()->run();
+  for (auto& t : threads) t.join();
+}
+
+void server::shutdown(shutdown_options opts) {
+  s_->shutting.store(true);
+  for (std::size_t i = 0; i < s_->per.size(); ++i)
+    s_->per[i].loop->post([s = s_.get(), i, opts] { s->do_shutdown(i, opts); });
+}
+
+bool server::shutting_down() const noexcept { return s_->shutting.load(); }
+
+gust::stats server::stats() const {
+  gust::stats st;
+  for (auto& p : s_->per) p.ctr->add_to(st);
+  return st;
+}
+
+broadcast_result server::broadcast(message_type type, std::span<const std::byte> data,
+                                   const broadcast_options& opts) {
+  auto buf = std::make_shared<std::vector<std::byte>>(data.begin(), data.end());
+  const std::span<const std::byte> payload(buf->data(), buf->size());
+  broadcast_result local;
+  for (auto& p : s_->per) {
+    detail::loop_base* loop = p.loop;
+    if (loop->in_loop_thread()) {
+      auto targets = s_->local_connections(*loop);
+      local = detail::loop_base::broadcast(targets, type, payload, buf, opts);
+    } else {
+      loop->post([s = s_.get(), loop, type, payload, buf, opts] {
+        auto targets = s->local_connections(*loop);
+        (void)detail::loop_base::broadcast(targets, type, payload, buf, opts);
+      });
+    }
+  }
+  return local;
+}
+
+std::vector<websocket*> server::connections() const {
+  for (auto& p : s_->per)
+    if (p.loop->in_loop_thread()) return s_->local_connections(*p.loop);
+  return {};
+}
+
+const server_config& server::config() const noexcept { return s_->cfg; }
+
+}  // namespace gust
