@@ -2,6 +2,8 @@
 // Negotiation tables are in test_deflate_negotiation.cpp.
 #include <doctest.h>
 
+#include <zlib.h>
+
 #include <random>
 
 #include "gust/deflate_pool.hpp"
@@ -198,6 +200,45 @@ TEST_SUITE("RFC 7692 6 RSV1") {
 }
 
 TEST_SUITE("RFC 7692 limits") {
+  TEST_CASE("a 1 GiB decompression bomb is refused at the limit after a bounded amount of input") {
+    // Deflate cannot pass about 1032:1, so 1 GiB of zeros takes about 1 MiB
+    // on the wire; zlib makes it here from a reused 1 MiB zero buffer.
+    std::string wire_payload;
+    {
+      z_stream z{};
+      REQUIRE(deflateInit2(&z, 9, Z_DEFLATED, -15, 9, Z_DEFAULT_STRATEGY) == Z_OK);
+      std::vector<unsigned char> zeros(1 << 20, 0), out(1 << 16);
+      for (int mib = 0; mib < 1024; ++mib) {
+        z.next_in = zeros.data();
+        z.avail_in = static_cast<uInt>(zeros.size());
+        const int flush = mib == 1023 ? Z_SYNC_FLUSH : Z_NO_FLUSH;
+        do {
+          z.next_out = out.data();
+          z.avail_out = static_cast<uInt>(out.size());
+          deflate(&z, flush);
+          wire_payload.append(reinterpret_cast<char*>(out.data()), out.size() - z.avail_out);
+        } while (z.avail_out == 0);
+      }
+      deflateEnd(&z);
+      REQUIRE(wire_payload.size() > 4);
+      wire_payload.resize(wire_payload.size() - 4);  // the 00 00 ff ff
+    }
+    MESSAGE("1 GiB bomb: " << wire_payload.size() << " bytes on the wire");
+    CHECK(wire_payload.size() < (2u << 20));
+    virtual_clock clk;
+    auto cli = deflate_client(clk, deflate_settings(), deflate_settings());  // 1 MiB limit
+    std::string wire = frame(0xC2, wire_payload, false);
+    // Fed in 4 KiB reads: the close must come within the first few reads
+    // (about 1 KiB of input inflates past 1 MiB), not after a gigabyte.
+    strings events;
+    std::size_t fed = 0;
+    for (; fed < wire.size() && events.empty(); fed += 4096) events = feed(cli, wire.substr(fed, 4096), clk);
+    REQUIRE(events.size() == 1);
+    CHECK(events[0].rfind("close:1009:", 0) == 0);
+    CHECK(fed <= 16 * 4096);
+    CHECK(cli.memory().total() < (4u << 20));
+  }
+
   TEST_CASE("a decompression bomb fails 1009 at the limit, in bounded time and memory") {
     // 1 GiB of zeros deflates to about 1 MiB; a few KiB of it already
     // inflate to far more than the 1 MiB limit.
@@ -263,17 +304,15 @@ TEST_SUITE("RFC 7692 round trips") {
           const std::size_t half = m.size() / 2;
           REQUIRE(!p.client.send_fragment(message_type::binary, bytes(m).subspan(0, half), false));
           REQUIRE(!p.client.send_fragment(message_type::binary, bytes(m).subspan(half), true));
+          REQUIRE(!p.server.send_fragment(message_type::binary, bytes(m).subspan(0, half), false));
+          REQUIRE(!p.server.send_fragment(message_type::binary, bytes(m).subspan(half), true));
           p.pump(1000);
-          if (p.server_events.size() != 2) {
-            for (auto& e : p.server_events) MESSAGE("server: " << e.substr(0, 80));
-            for (auto& e : p.client_events) MESSAGE("client: " << e.substr(0, 80));
-            MESSAGE("size " << m.size());
-          }
           REQUIRE(p.server_events.size() == 2);
-          REQUIRE(p.client_events.size() == 1);
+          REQUIRE(p.client_events.size() == 2);
           CHECK(p.server_events[0] == "binary:" + hex(m));
           CHECK(p.server_events[1] == "binary:" + hex(m));
           CHECK(p.client_events[0] == "binary:" + hex(m));
+          CHECK(p.client_events[1] == "binary:" + hex(m));
         }
       }
     }
@@ -440,5 +479,57 @@ TEST_SUITE("RFC 7692 memory") {
       CHECK(pool.streams() == 2);
       MESSAGE("no context takeover, shared pool: 0 bytes per connection, pool holds " << pool.memory());
     }
+  }
+}
+
+TEST_SUITE("RFC 7692 7.1 several offers") {
+  // A 101 for the client's request, with `extensions` as the server's answer.
+  std::string answer_with(client_connection& cli, virtual_clock& clk, std::string_view extensions) {
+    std::string request = take_output(cli);
+    server_connection plain(clk.now);
+    REQUIRE(feed(plain, request, clk).size() == 2);
+    std::string response = take_output(plain);
+    response.insert(response.size() - 2, "Sec-WebSocket-Extensions: " + std::string(extensions) + "\r\n");
+    return response;
+  }
+
+  TEST_CASE("the client sends its offers in order and accepts an answer that fits a later one") {
+    gust::settings cs = deflate_settings();
+    cs.deflate.server_no_context_takeover = true;  // first: ask the server not to keep context
+    gust::deflate_options plain;
+    plain.enabled = true;
+    cs.deflate.fallback_offers.push_back(plain);   // then: anything
+    cs.random = counting_random();
+    virtual_clock clk;
+    client_connection cli(clk.now, client_options{"localhost"}, cs);
+    const std::string request = [&] {
+      std::string r;
+      for (auto b : cli.pending_output()) r.append(static_cast<const char*>(b.data), b.size);
+      return r;
+    }();
+    CHECK(request.find("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
+                       "client_max_window_bits, permessage-deflate; client_max_window_bits\r\n") !=
+          std::string::npos);
+    // The server keeps its context: that fits only the second offer.
+    auto ev = feed(cli, answer_with(cli, clk, "permessage-deflate"), clk);
+    REQUIRE(ev == strings{"open:"});
+    CHECK(cli.compression_enabled());
+  }
+  TEST_CASE("an answer that fits no offer fails the handshake") {
+    gust::settings cs = deflate_settings();
+    cs.deflate.server_no_context_takeover = true;
+    cs.random = counting_random();
+    virtual_clock clk;
+    client_connection cli(clk.now, client_options{"localhost"}, cs);
+    auto ev = feed(cli, answer_with(cli, clk, "permessage-deflate"), clk);
+    CHECK(ev == strings{"handshake_failure:unexpected_extension"});
+    CHECK(cli.state() == state::closed);
+  }
+  TEST_CASE("the server takes the first offer it can honour") {
+    virtual_clock clk;
+    // zlib cannot compress with a 256-byte window: the first offer is declined.
+    auto srv = deflate_server(clk, deflate_settings(),
+                              "permessage-deflate; server_max_window_bits=8, permessage-deflate; server_max_window_bits=10");
+    CHECK(srv.extensions() == "permessage-deflate; server_max_window_bits=10");
   }
 }

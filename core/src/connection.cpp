@@ -562,7 +562,13 @@ struct connection::impl {
       if (!http::iequals(ext.name, "permessage-deflate")) continue;
       if (deflate_on) return std::string("permessage-deflate selected twice");
       if (!cfg.deflate.enabled) return std::string("permessage-deflate was not enabled in settings");
-      if (auto why = detail::accept_deflate_response(ext, cfg.deflate, agreement)) return why;
+      // The answer must suit one of our offers; the first that it suits wins.
+      auto why = detail::accept_deflate_response(ext, cfg.deflate, agreement);
+      for (const auto& alt : cfg.deflate.fallback_offers) {
+        if (!why) break;
+        if (!detail::accept_deflate_response(ext, alt, agreement)) why.reset();
+      }
+      if (why) return why;
       deflate_on = true;
     }
     return std::nullopt;
@@ -1228,8 +1234,11 @@ client_connection::client_connection(time_point now, client_options opts, gust::
     : connection(std::make_unique<impl>(gust::role::client, now, std::move(s))) {
   impl& c = *impl_;
   c.copts = std::move(opts);
-  if (c.cfg.deflate.enabled && detail::deflate_available())
-    c.copts.extensions.insert(c.copts.extensions.begin(), detail::deflate_offer(c.cfg.deflate));
+  if (c.cfg.deflate.enabled && detail::deflate_available()) {
+    std::vector<std::string> offers{detail::deflate_offer(c.cfg.deflate)};
+    for (const auto& alt : c.cfg.deflate.fallback_offers) offers.push_back(detail::deflate_offer(alt));
+    c.copts.extensions.insert(c.copts.extensions.begin(), offers.begin(), offers.end());
+  }
   c.key = detail::make_key(c.cfg.random);
   c.queue_handshake_bytes(detail::write_upgrade_request(c.copts, c.key));
   c.resp_parser.emplace(c.cfg.limits);

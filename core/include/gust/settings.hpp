@@ -88,6 +88,11 @@ struct deflate_options {
   /// deflate_pool.hpp). Not owned; must outlive the connection. Null: each
   /// connection keeps its own streams.
   deflate_pool* pool = nullptr;
+  /// Client: further offers, sent after this one in order of preference, for
+  /// servers that decline the first (say, a first offer asking for
+  /// server_no_context_takeover, then a plain one). Only their negotiation
+  /// fields are used; level, mem_level, min_size and pool come from here.
+  std::vector<deflate_options> fallback_offers;
 };
 
 struct settings {
