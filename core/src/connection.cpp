@@ -613,6 +613,44 @@ struct connection::impl {
     return msg_type != message_type::text || utf8.complete();
   }
 
+  // The hot path of chatty traffic: a whole, unfragmented, uncompressed
+  // text or binary frame of at most 125 bytes, masked as our role expects
+  // and within the limits, already in the buffer. It is exactly what
+  // read_header + read_payload would do for it, minus their generality;
+  // anything else returns nothing and takes that general path.
+  std::optional<event> small_message() {
+    const auto in = region();
+    if (in.size() < 2 || cfg.limits.max_fragments == 0) return std::nullopt;
+    const auto b0 = static_cast<std::uint8_t>(in[0]);
+    const auto b1 = static_cast<std::uint8_t>(in[1]);
+    if (b0 != 0x81 && b0 != 0x82) return std::nullopt;  // FIN, RSV 0, text or binary
+    const bool masked = (b1 & 0x80) != 0;
+    if (masked != (role == gust::role::server)) return std::nullopt;
+    const std::size_t len = b1 & 0x7F;
+    const std::size_t hs = masked ? 6 : 2;
+    if (len >= 126 || in.size() < hs + len || len > small_limit()) return std::nullopt;
+    std::byte* payload = in.data() + hs;
+    const bool text = b0 == 0x81;
+    // The bytes are unmasked in place from here on: no way back to the
+    // general path, so failures are handled as it would.
+    bool valid = true;
+    if (masked) {
+      detail::mask_key key;
+      std::memcpy(key.data(), in.data() + 2, 4);
+      const std::uint8_t seen = detail::unmask_small(payload, len, key);
+      if (text && (seen & 0x80)) valid = detail::is_valid_utf8(payload, len);
+    } else if (text) {
+      valid = detail::is_valid_utf8(payload, len);
+    }
+    if (!valid) return protocol_fail(close_code::invalid_payload, "invalid UTF-8 in text message");
+    advance(hs + len);
+    return message_event{text ? message_type::text : message_type::binary, {payload, len}, true};
+  }
+  std::size_t small_limit() const noexcept {
+    const limits& lim = cfg.limits;
+    return lim.max_frame_size ? std::min(lim.max_frame_size, lim.max_message_size) : lim.max_message_size;
+  }
+
   std::optional<event> read_header(time_point now) {
     auto in = region();
     frame_header h;
@@ -868,6 +906,9 @@ struct connection::impl {
         case gust::state::open:
         case gust::state::closing:
           break;
+      }
+      if (in_header && !in_message) {
+        if (auto ev = small_message()) return ev;
       }
       stalled = false;
       std::optional<event> ev = in_header ? read_header(now) : read_payload();
