@@ -1,24 +1,20 @@
 // permessage-deflate through the engine: a server compresses a message
 // (send_text), a client inflates it (next_event). Bytes/s count the
-// uncompressed message, next to memcpy of the same buffer.
-#include <benchmark/benchmark.h>
-
+// uncompressed message, next to memcpy of the same buffer. The allocs
+// counter counts the engine's operator new only: zlib's own allocations go
+// through malloc and are not counted (see common.hpp).
 #include <cstring>
 #include <string>
+#include <variant>
 #include <vector>
 
-#include "gust/connection.hpp"
+#include "common.hpp"
 
 namespace {
 
-std::string text_payload(std::size_t n) {
-  // Repetitive but not trivial: the ratio of chat-like JSON traffic.
-  static const char* words[] = {"{\"user\":", "\"alice\"", ",\"text\":", "\"hello world\"", ",\"ts\":", "1700000000", "}"};
-  std::string s;
-  for (std::size_t i = 0; s.size() < n; ++i) s += words[i % 7] + std::to_string(i % 97);
-  s.resize(n);
-  return s;
-}
+using gust::bench::bytes;
+using gust::bench::drain_output;
+using gust::bench::verify;
 
 gust::settings deflate_settings(bool no_context) {
   gust::settings s;
@@ -32,95 +28,101 @@ gust::settings deflate_settings(bool no_context) {
   return s;
 }
 
-std::string drain_output(gust::connection& c) {
-  std::string out;
-  for (auto b : c.pending_output()) out.append(static_cast<const char*>(b.data), b.size);
-  (void)c.consume_output(out.size());
-  return out;
-}
-
-void feed(gust::connection& c, std::string& bytes, gust::time_point now) {
-  c.receive(std::as_writable_bytes(std::span(bytes.data(), bytes.size())), now);
-}
-
 // A server and a client that negotiated permessage-deflate.
-struct pair {
-  gust::time_point now = gust::clock::now();
-  gust::client_connection client;
-  gust::server_connection server;
-  explicit pair(bool no_context)
-      : client(now, gust::client_options{"localhost"}, deflate_settings(no_context)),
-        server(now, deflate_settings(no_context)) {
-    std::string req = drain_output(client);
-    feed(server, req, now);
-    while (auto ev = server.next_event(now))
-      if (std::holds_alternative<gust::request_event>(*ev)) (void)server.accept(now);
-    std::string resp = drain_output(server);
-    feed(client, resp, now);
-    while (client.next_event(now)) {}
-    if (!client.compression_enabled()) std::abort();
+struct pair : gust::bench::pair {
+  explicit pair(bool no_context) : gust::bench::pair(deflate_settings(no_context)) {
+    if (!client.compression_enabled()) gust::bench::fail_setup("permessage-deflate not negotiated");
   }
 };
 
 void BM_deflate_compress(benchmark::State& state) {
   pair p(state.range(1) != 0);
-  const std::string msg = text_payload(static_cast<std::size_t>(state.range(0)));
-  std::size_t wire = 0;
-  for (auto _ : state) {
-    if (p.server.send_text(msg)) state.SkipWithError("send failed");
-    for (auto b : p.server.pending_output()) wire += b.size;
-    (void)p.server.consume_output(p.server.buffered_amount());
+  const std::string msg = gust::bench::ascii_text(static_cast<std::size_t>(state.range(0)));
+  // Verify before timing: the client inflates the server's frames back to
+  // the message.
+  if (!verify(state, !p.server.send_text(msg), "send failed")) return;
+  bytes wire0 = drain_output(p.server);
+  p.client.receive(wire0, p.now);
+  auto ev = p.client.next_event(p.now);
+  const auto* m = ev ? std::get_if<gust::message_event>(&*ev) : nullptr;
+  if (!verify(state, m && m->text() == msg, "the compressed message does not inflate to the message"))
+    return;
+  std::size_t wire = 0, failures = 0;
+  {
+    gust::bench::count_allocations counting(state);
+    for (auto _ : state) {
+      if (p.server.send_text(msg)) ++failures;
+      for (auto b : p.server.pending_output()) wire += b.size;
+      if (p.server.consume_output(p.server.buffered_amount())) ++failures;
+    }
   }
+  if (!verify(state, failures == 0, "a timed send failed")) return;
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * msg.size()));
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
   state.counters["ratio"] = static_cast<double>(msg.size() * state.iterations()) / static_cast<double>(wire);
 }
 
 void BM_deflate_decompress(benchmark::State& state) {
   pair p(state.range(1) != 0);
-  const std::string msg = text_payload(static_cast<std::size_t>(state.range(0)));
+  const std::string msg = gust::bench::ascii_text(static_cast<std::size_t>(state.range(0)));
   // Verify before timing: the client receives exactly the message.
   (void)p.server.send_text(msg);
-  std::string wire = drain_output(p.server);
-  std::string copy = wire;
-  feed(p.client, copy, p.now);
+  bytes copy = drain_output(p.server);
+  p.client.receive(copy, p.now);
   auto ev = p.client.next_event(p.now);
-  if (!ev || std::get<gust::message_event>(*ev).text() != msg) std::abort();
+  const auto* m = ev ? std::get_if<gust::message_event>(&*ev) : nullptr;
+  if (!verify(state, m && m->text() == msg, "the inflated message differs")) return;
   // With context takeover each message depends on the last: pre-compress a
   // run of them in order and inflate the same run.
-  std::vector<std::string> frames;
-  for (int i = 0; i < 64; ++i) {
-    (void)p.server.send_text(msg);
-    frames.push_back(drain_output(p.server));
-  }
-  std::size_t i = 0;
-  std::string buf;
-  for (auto _ : state) {
-    if (i == frames.size()) {
-      state.PauseTiming();
-      frames.clear();
-      for (int k = 0; k < 64; ++k) {
-        (void)p.server.send_text(msg);
-        frames.push_back(drain_output(p.server));
-      }
-      i = 0;
-      state.ResumeTiming();
+  std::vector<bytes> frames;
+  auto refill = [&] {
+    frames.clear();
+    for (int k = 0; k < 64; ++k) {
+      (void)p.server.send_text(msg);
+      frames.push_back(drain_output(p.server));
     }
-    buf = frames[i++];
-    feed(p.client, buf, p.now);
-    auto e = p.client.next_event(p.now);
-    benchmark::DoNotOptimize(e);
+  };
+  refill();
+  std::size_t i = 0, delivered = 0;
+  bytes buf;
+  buf.reserve(2 * msg.size() + 1024);  // above any frame: the copy below never allocates
+  {
+    gust::bench::count_allocations counting(state);
+    for (auto _ : state) {
+      if (i == frames.size()) {
+        state.PauseTiming();
+        gust::bench::set_counting(false);
+        refill();
+        gust::bench::set_counting(true);
+        i = 0;
+        state.ResumeTiming();
+      }
+      buf = frames[i++];
+      p.client.receive(buf, p.now);
+      auto e = p.client.next_event(p.now);
+      if (e)
+        if (const auto* mm = std::get_if<gust::message_event>(&*e)) delivered += mm->data.size();
+      benchmark::DoNotOptimize(e);
+    }
   }
+  if (!verify(state, delivered == state.iterations() * msg.size(), "the timed loop delivered the wrong bytes"))
+    return;
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * msg.size()));
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
 }
 
 void BM_memcpy(benchmark::State& state) {
-  const std::string msg = text_payload(static_cast<std::size_t>(state.range(0)));
+  const std::string msg = gust::bench::ascii_text(static_cast<std::size_t>(state.range(0)));
   std::vector<char> dst(msg.size());
-  for (auto _ : state) {
-    std::memcpy(dst.data(), msg.data(), msg.size());
-    benchmark::ClobberMemory();
+  {
+    gust::bench::count_allocations counting(state);
+    for (auto _ : state) {
+      std::memcpy(dst.data(), msg.data(), msg.size());
+      benchmark::ClobberMemory();
+    }
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * msg.size()));
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
 }
 
 }  // namespace
@@ -129,4 +131,3 @@ void BM_memcpy(benchmark::State& state) {
 BENCHMARK(BM_deflate_compress)->Args({1024, 0})->Args({65536, 0})->Args({1 << 20, 0})->Args({1024, 1})->Args({65536, 1});
 BENCHMARK(BM_deflate_decompress)->Args({1024, 0})->Args({65536, 0})->Args({1 << 20, 0})->Args({1024, 1})->Args({65536, 1});
 BENCHMARK(BM_memcpy)->Arg(1024)->Arg(65536)->Arg(1 << 20);
-BENCHMARK_MAIN();

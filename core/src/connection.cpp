@@ -60,7 +60,7 @@ namespace {
 constexpr std::size_t default_read_size = 16 * 1024;
 // Buffers above these sizes are released once empty, so one large message
 // does not pin its size for the life of an idle connection.
-constexpr std::size_t input_keep_limit = 64 * 1024;
+constexpr std::size_t input_keep_limit = 256 * 1024;
 constexpr std::size_t message_keep_limit = 256 * 1024;
 // 5.5: control payload <= 125, of which a close code takes 2.
 constexpr std::size_t max_close_reason = 123;
@@ -159,7 +159,7 @@ struct connection::impl {
   bool out_in_message = false;
   message_type out_type = message_type::binary;
   detail::utf8_validator out_utf8;
-  std::array<std::byte, 64> random_pool{};
+  std::array<std::byte, 64> random_pool{};  // from a custom settings.random only
   std::size_t random_used = random_pool.size();
 
   // ---- close -------------------------------------------------------------
@@ -244,14 +244,15 @@ struct connection::impl {
   // Output helpers
 
   detail::mask_key next_mask() {
+    detail::mask_key k;
+    if (!cfg.random) {
+      detail::thread_random(k);
+      return k;
+    }
     if (random_used + 4 > random_pool.size()) {
-      if (cfg.random)
-        cfg.random(random_pool);
-      else
-        detail::fill_random(random_pool);
+      cfg.random(random_pool);
       random_used = 0;
     }
-    detail::mask_key k;
     std::memcpy(k.data(), random_pool.data() + random_used, 4);
     random_used += 4;
     return k;
@@ -618,19 +619,25 @@ struct connection::impl {
   // and within the limits, already in the buffer. It is exactly what
   // read_header + read_payload would do for it, minus their generality;
   // anything else returns nothing and takes that general path.
-  std::optional<event> small_message() {
-    const auto in = region();
-    if (in.size() < 2 || cfg.limits.max_fragments == 0) return std::nullopt;
+  bool small_message_ready() const noexcept {
+    const auto in = const_cast<impl*>(this)->region();
+    if (in.size() < 2 || cfg.limits.max_fragments == 0) return false;
     const auto b0 = static_cast<std::uint8_t>(in[0]);
     const auto b1 = static_cast<std::uint8_t>(in[1]);
-    if (b0 != 0x81 && b0 != 0x82) return std::nullopt;  // FIN, RSV 0, text or binary
+    if (b0 != 0x81 && b0 != 0x82) return false;  // FIN, RSV 0, text or binary
     const bool masked = (b1 & 0x80) != 0;
-    if (masked != (role == gust::role::server)) return std::nullopt;
+    if (masked != (role == gust::role::server)) return false;
     const std::size_t len = b1 & 0x7F;
+    return len < 126 && in.size() >= (masked ? 6 : 2) + len && len <= small_limit();
+  }
+  // Delivers the frame small_message_ready() accepted.
+  std::optional<event> small_message() {
+    const auto in = region();
+    const bool masked = role == gust::role::server;
+    const std::size_t len = static_cast<std::uint8_t>(in[1]) & 0x7F;
     const std::size_t hs = masked ? 6 : 2;
-    if (len >= 126 || in.size() < hs + len || len > small_limit()) return std::nullopt;
     std::byte* payload = in.data() + hs;
-    const bool text = b0 == 0x81;
+    const bool text = static_cast<std::uint8_t>(in[0]) == 0x81;
     // The bytes are unmasked in place from here on: no way back to the
     // general path, so failures are handled as it would.
     bool valid = true;
@@ -907,9 +914,7 @@ struct connection::impl {
         case gust::state::closing:
           break;
       }
-      if (in_header && !in_message) {
-        if (auto ev = small_message()) return ev;
-      }
+      if (in_header && !in_message && small_message_ready()) return small_message();
       stalled = false;
       std::optional<event> ev = in_header ? read_header(now) : read_payload();
       if (ev || stalled) return ev;

@@ -2,7 +2,9 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <cstdlib>
 
 namespace gust::detail {
@@ -18,6 +20,25 @@ void fill_random(std::span<std::byte> out) noexcept {
       // is worse than stopping.
       std::abort();
     }
+  }
+}
+
+void thread_random(std::span<std::byte> out) noexcept {
+  thread_local std::byte pool[4096];
+  thread_local std::size_t used = sizeof(pool);
+  std::size_t done = 0;
+  while (done < out.size()) {
+    if (used == sizeof(pool)) {
+      fill_random(pool);
+      used = 0;
+    }
+    const std::size_t n = std::min(out.size() - done, sizeof(pool) - used);
+    std::memcpy(out.data() + done, pool + used, n);
+    // Served bytes are wiped so a later memory disclosure cannot reveal
+    // masks already used.
+    std::memset(pool + used, 0, n);
+    used += n;
+    done += n;
   }
 }
 
