@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: the normal build and
-# the sanitizer build (address + undefined behaviour). Ends with
+# the sanitizer build (address + undefined behaviour), then a benchmark smoke
+# run. Ends with
 #   tests: N passed, M failed
 # counting doctest test cases (and any other test as one). Exits non-zero on
 # any failure.
@@ -40,6 +41,27 @@ echo "== normal build"
 run_build build
 echo "== sanitizer build (address, undefined)"
 run_build build-sanitize -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug -Doptimization=1
+
+# Benchmark smoke (bench/): a third build, benchmarks on and test suites off;
+# `meson test --benchmark` runs every benchmark once for a moment after it
+# has verified its result. Each binary counts as one test; no time is ever
+# asserted (bench/README.md has the real runs).
+echo "== benchmark smoke (build-bench)"
+if [ ! -d build-bench ]; then
+  meson setup build-bench -Dwerror=$werror -Dbenchmarks=true -Dtests=false -Db_ndebug=true >/dev/null ||
+    { echo "meson setup build-bench failed"; status=1; total_fail=$((total_fail + 1)); }
+fi
+if [ -d build-bench ]; then
+  if ninja -C build-bench -j"$jobs" >build-bench.build.log 2>&1; then
+    meson test -C build-bench --benchmark --print-errorlogs >build-bench.test.log 2>&1 || status=1
+    tail -5 build-bench.test.log
+    read -r p f < <(python3 scripts/count_tests.py build-bench/meson-logs/testlog.json)
+    echo "build-bench: $p passed, $f failed"
+    total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
+  else
+    tail -50 build-bench.build.log; echo "build build-bench failed"; status=1; total_fail=$((total_fail + 1))
+  fi
+fi
 
 echo "tests: $total_pass passed, $total_fail failed"
 [ $status -eq 0 ] && [ $total_fail -eq 0 ]

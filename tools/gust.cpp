@@ -314,6 +314,12 @@ int serve(int argc, char** argv) {
   });
   std::printf("listening on %s\n", srv.url().c_str());
   std::fflush(stdout);
+  if (chat) {
+    std::string page = srv.url();
+    page.replace(0, 2, "http");  // ws://host:port/ -> http://host:port/
+    std::fprintf(stderr, "chat page: open %s in two browser windows (Ctrl-C stops the server)\n",
+                 page.c_str());
+  }
   srv.run();
   return 0;
 }

@@ -126,6 +126,7 @@ struct connection::impl {
   std::unique_ptr<std::byte[]> ibuf;
   std::size_t icap = 0, ipos = 0, iend = 0;
   std::byte* borrowed = nullptr;  // caller's bytes, when our buffer is empty
+  bool lends_buffers = false;     // the caller uses receive(), not prepare()
   std::size_t bpos = 0, bend = 0;
 
   // ---- frame and message being received ----------------------------------
@@ -306,10 +307,10 @@ struct connection::impl {
     } while (pos < data.size());
   }
 
-  // `urgent`: a close that answers the peer's or fails the connection goes
-  // out after the frame being written, and unsent data is dropped (5.5.1:
-  // no data frames after a close). The application's close() is not
-  // urgent: it follows what was queued before it, so nothing is lost.
+  // `urgent`: a close that fails the connection goes out after the frame
+  // being written, and unsent data is dropped (5.5.1: no data frames after
+  // a close). The application's close() and the echo of the peer's close
+  // are not urgent: they follow what was queued before them.
   void queue_close(std::uint16_t code, std::string_view reason, bool urgent) {
     std::array<std::byte, 2 + max_close_reason> payload;
     std::size_t n = 0;
@@ -480,8 +481,15 @@ struct connection::impl {
     stalled = true;
     if (eof) return on_eof();
     stash_borrowed();
-    if (ipos == iend && icap > input_keep_limit) drop_input();
+    // A caller that lends its buffers (receive()) needs ours only for a
+    // partial frame: once that is used up, an idle connection holds none.
+    if (ipos == iend && (lends_buffers || icap > input_keep_limit)) drop_input_buffer();
     return std::nullopt;
+  }
+  void drop_input_buffer() noexcept {
+    ipos = iend = 0;
+    ibuf.reset();
+    icap = 0;
   }
 
   std::optional<event> on_eof() {
@@ -869,7 +877,10 @@ struct connection::impl {
     const bool by_peer = !close_sent;
     // 5.5.1: "the endpoint MUST send a Close frame in response ... It
     // typically echos the status code it received."
-    if (!close_sent) queue_close(code, {}, true);
+    // The echo follows the data already queued (5.5.1 allows the delay, and
+    // the peer still reads data while CLOSING): a reply to the message that
+    // came just before the close is not lost.
+    if (!close_sent) queue_close(code, {}, false);
     end_connection(code, reason, true, by_peer, close_cause::handshake);
     drop_input();
     if (role == gust::role::server) {
@@ -1065,6 +1076,7 @@ role connection::role() const noexcept { return impl_->role; }
 state connection::state() const noexcept { return impl_->st; }
 
 std::span<std::byte> connection::prepare(std::size_t min_size) {
+  impl_->lends_buffers = false;
   impl_->stash_borrowed();
   impl_->reserve_input(min_size ? min_size : default_read_size);
   return {impl_->ibuf.get() + impl_->iend, impl_->icap - impl_->iend};
@@ -1077,6 +1089,7 @@ void connection::commit(std::size_t n, time_point now) {
 
 void connection::receive(std::span<std::byte> data, time_point now) {
   impl_->last_now = now;
+  impl_->lends_buffers = true;
   if (data.empty()) return;
   impl_->stash_borrowed();
   if (impl_->ipos < impl_->iend) {

@@ -4,7 +4,10 @@
 // what only an adapter can get wrong: readiness, partial writes, timers
 // driven by real time, transport closing, many connections, shutdown.
 #include <sys/resource.h>
+#include <sys/un.h>
 
+#include <algorithm>
+#include <any>
 #include <map>
 #include <mutex>
 #include <set>
@@ -235,6 +238,40 @@ TEST_SUITE("adapters: echo over sockets") {
     auto s = st.srv().stats();
     CHECK(s.messages_in == expected);
     CHECK(s.messages_out == expected);
+  }
+
+  ADAPTER_TEST("messages followed by a close in the same write are all answered before the close") {
+    // The core drops unsent data when it answers a close; the loop writes
+    // early when a close follows in what it read (RFC 6455 5.5.1, Autobahn
+    // 7.1.1 over a socket).
+    server_thread st(echo_config(T::kind));
+    REQUIRE(!st.listen_error);
+    for (int variant = 0; variant < 3; ++variant) {
+      CAPTURE(variant);
+      raw_peer p(st.port());
+      REQUIRE(p.upgrade().rfind("HTTP/1.1 101", 0) == 0);
+      std::string burst;
+      for (int i = 0; i < 20; ++i) burst += raw_peer::frame(0x81, "m" + std::to_string(i));
+      if (variant == 1) burst += raw_peer::frame(0x01, "frag") + raw_peer::frame(0x80, "mented");
+      if (variant == 2) burst += raw_peer::frame(0x89, "ping");
+      burst += raw_peer::frame(0x88, std::string("\x03\xe8", 2));
+      REQUIRE(p.send(burst));
+      int texts = 0;
+      bool fragmented = false, closed = false;
+      while (auto f = p.read_frame()) {
+        if (f->opcode == 1) {
+          if (f->payload == "m" + std::to_string(texts)) ++texts;
+          if (f->payload == "fragmented") fragmented = true;
+        }
+        if (f->opcode == 8) {
+          closed = true;
+          break;
+        }
+      }
+      CHECK(texts == 20);
+      CHECK(fragmented == (variant == 1));
+      CHECK(closed);
+    }
   }
 
   ADAPTER_TEST("a message above max-size closes with 1009") {
@@ -655,7 +692,7 @@ TEST_SUITE("adapters: many connections and shutdown") {
 
   ADAPTER_TEST("during shutdown an opening handshake gets 503; a code can be given") {
     auto cfg = echo_config(T::kind);
-    cfg.settings.timeouts.close_timeout = 1s;
+    cfg.settings.timeouts.close_timeout = 3s;  // bounds the wait for the TCP-only peer
     server_thread st(std::move(cfg));
     REQUIRE(!st.listen_error);
     raw_peer open_one(st.port());
@@ -745,12 +782,39 @@ TEST_SUITE("adapters: addresses and clients") {
       REQUIRE(run_until(loop, [&] { return log.messages.size() == 1; }));
     }
     auto ucfg = echo_config(T::kind);
-    ucfg.unix_path = "/tmp/gust-test-" + std::to_string(::getpid()) + ".sock";
-    ucfg.threads = 2;
+    const std::string path = "/tmp/gust-test-" + std::to_string(::getpid()) + ".sock";
+    ucfg.unix_path = path;
+    ucfg.threads = 2;  // one socket, watched by both loops
     server_thread us(std::move(ucfg));
     REQUIRE(!us.listen_error);
-    CHECK(us.srv().url().rfind("ws+unix:", 0) == 0);
+    CHECK(us.srv().url() == "ws+unix:" + path);
+    for (int i = 0; i < 4; ++i) {
+      int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_un a{};
+      a.sun_family = AF_UNIX;
+      std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+      REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+      const std::string req =
+          "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" +
+          raw_peer::frame(0x81, "over unix");
+      REQUIRE(::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == ssize_t(req.size()));
+      std::string got;
+      char buf[512];
+      const auto end = clock::now() + 5s;
+      while (got.find("over unix") == std::string::npos && clock::now() < end) {
+        pollfd pf{fd, POLLIN, 0};
+        if (::poll(&pf, 1, 100) <= 0) continue;
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        got.append(buf, size_t(n));
+      }
+      CHECK(got.rfind("HTTP/1.1 101", 0) == 0);
+      CHECK(got.find("over unix") != std::string::npos);
+      ::close(fd);
+    }
     CHECK(us.stop());
+    CHECK(::access(path.c_str(), F_OK) != 0);  // removed at shutdown
   }
 
   ADAPTER_TEST("threads: one loop per thread on one port (SO_REUSEPORT)") {
@@ -877,6 +941,61 @@ TEST_SUITE("adapters: addresses and clients") {
     REQUIRE(run_until(loop, [&] { return opens == 2; }, 10s));
     c.close();
     run_until(loop, [&] { return c.connection() == nullptr; });
+  }
+}
+
+TEST_SUITE("adapters: per-connection state") {
+  ADAPTER_TEST("user data set in on_request follows the connection to every handler") {
+    struct session_info {
+      std::string user;
+      int messages = 0;
+    };
+    std::mutex m;
+    std::vector<std::string> closed_users;
+    auto cfg = echo_config(T::kind);
+    cfg.handlers.on_request = [](websocket& ws, const http::request& req) {
+      if (req.query().empty()) {
+        (void)ws.reject(401, "who are you?");
+        return;
+      }
+      ws.user_data() = session_info{std::string(req.query().substr(5)), 0};  // "user=..."
+    };
+    cfg.handlers.on_message = [](websocket& ws, const message_event&) {
+      auto& info = std::any_cast<session_info&>(ws.user_data());
+      ++info.messages;
+      (void)ws.send_text(info.user + " #" + std::to_string(info.messages));
+    };
+    cfg.handlers.on_close = [&](websocket& ws, const close_event&) {
+      std::lock_guard lock(m);
+      closed_users.push_back(std::any_cast<session_info&>(ws.user_data()).user);
+    };
+    server_thread st(std::move(cfg));
+    REQUIRE(!st.listen_error);
+    event_loop loop(T::kind);
+    client_log anon, ann, bob;
+    client c0(loop, client_for(st.url(), anon));
+    client c1(loop, client_for(st.url("/?user=ann"), ann));
+    client c2(loop, client_for(st.url("/?user=bob"), bob));
+    REQUIRE(!c0.connect());
+    REQUIRE(!c1.connect());
+    REQUIRE(!c2.connect());
+    REQUIRE(run_until(loop, [&] { return !anon.errors.empty() && ann.open && bob.open; }));
+    REQUIRE(anon.errors[0].failure);
+    CHECK(anon.errors[0].failure->response->status == 401);
+    for (int i = 0; i < 2; ++i) {
+      REQUIRE(!c1.connection()->send_text("x"));
+      REQUIRE(!c2.connection()->send_text("x"));
+    }
+    REQUIRE(run_until(loop, [&] { return ann.messages.size() == 2 && bob.messages.size() == 2; }));
+    CHECK(ann.messages[1] == "ann #2");
+    CHECK(bob.messages[1] == "bob #2");
+    c1.close();
+    c2.close();
+    REQUIRE(run_until(loop, [&] { return ann.closed && bob.closed; }));
+    REQUIRE(wait_until([&] { std::lock_guard lock(m); return closed_users.size() == 2; }));
+    std::lock_guard lock(m);
+    std::sort(closed_users.begin(), closed_users.end());
+    CHECK(closed_users == std::vector<std::string>{"ann", "bob"});
   }
 }
 

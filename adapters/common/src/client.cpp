@@ -18,8 +18,14 @@ namespace gust {
 // URLs
 
 std::string ws_url::host_header() const {
-  std::string h = ipv6_literal ? "[" + host + "]" : host;
-  if (port != 80) h += ":" + std::to_string(port);
+  std::string h;  // (appends: GCC 12 -O3 misreports "[" + host under -Wrestrict)
+  if (ipv6_literal) h += '[';
+  h += host;
+  if (ipv6_literal) h += ']';
+  if (port != 80) {
+    h += ':';
+    h += std::to_string(port);
+  }
   return h;
 }
 
@@ -40,7 +46,7 @@ std::error_code parse_ws_url(std::string_view url, ws_url& out, std::string* why
   const auto slash = rest.find_first_of("/?");
   std::string_view authority = rest.substr(0, slash);
   std::string target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
-  if (target.front() == '?') target.insert(target.begin(), '/');
+  if (target.front() == '?') target = std::string(1, '/').append(target);
   if (authority.find('@') != std::string_view::npos) return fail("user information in the URL is not supported");
   std::string_view port_text;
   if (!authority.empty() && authority.front() == '[') {

@@ -419,7 +419,9 @@ void loop_base::run(std::optional<time_point> until) {
 }
 
 void loop_base::run_timers() {
-  while (!conn_timers_.empty() && conn_timers_.front().t <= now_) {
+  // Bounded by what is due now: a deadline re-armed in the past (or a timer
+  // that schedules itself at once) waits for the next turn of the loop.
+  for (std::size_t n = conn_timers_.size(); n > 0 && !conn_timers_.empty() && conn_timers_.front().t <= now_; --n) {
     std::pop_heap(conn_timers_.begin(), conn_timers_.end(), std::greater<>());
     const conn_timer e = conn_timers_.back();
     conn_timers_.pop_back();
@@ -433,7 +435,7 @@ void loop_base::run_timers() {
     if (ws->conn_) ws->conn_->on_timeout(now_);
     service(*ws);
   }
-  while (!timers_.empty() && timers_.front().t <= now_) {
+  for (std::size_t n = timers_.size(); n > 0 && !timers_.empty() && timers_.front().t <= now_; --n) {
     std::pop_heap(timers_.begin(), timers_.end(), std::greater<>());
     const plain_timer e = timers_.back();
     timers_.pop_back();
@@ -523,7 +525,10 @@ void loop_base::on_input(websocket& ws, std::span<std::byte> data) {
   counters::bump(ws.ctr_->bytes_in, data.size());
   ws.conn_->receive(data, now_);
   ws.holds_borrowed_ = true;
+  batch_ = data;
+  batch_scanned_ = false;
   service(ws);
+  batch_ = {};
 }
 
 void loop_base::on_eof(websocket& ws) {
@@ -537,12 +542,10 @@ void loop_base::on_eof(websocket& ws) {
   service(ws);
 }
 
-void loop_base::on_transport_error(websocket& ws, std::error_code ec) {
+void loop_base::on_transport_error(websocket& ws, std::error_code) {
+  // ECONNRESET, EPIPE...: the transport is gone. The core is told it ended
+  // (a close event with 1006 for an open connection) and the socket closed.
   if (ws.finished_) return;
-  if (ws.server_ || ws.client_) {
-    // (owners log through their own sink; the loop has none)
-  }
-  (void)ec;
   ws.eof_ = true;
   close_now(ws);
 }
@@ -557,13 +560,15 @@ void loop_base::pump_events(websocket& ws) {
       ws.holds_borrowed_ = false;  // the core copied what it still needs
       return;
     }
-    const bool message = std::holds_alternative<message_event>(*ev);
+    const auto* msg = std::get_if<message_event>(&*ev);
+    const std::span<const std::byte> payload = msg ? msg->data : std::span<const std::byte>();
     dispatch(ws, *ev);
-    // Write what a message handler queued before pulling the next event:
-    // the core answers a peer's close by dropping data frames not yet
-    // handed to the socket (RFC 6455 5.5.1 allows it), so an echo of a
-    // message that arrived just before the close would be lost.
-    if (message && !ws.finished_ && ws.conn_->buffered_amount() > 0) backend_write(ws);
+    // The core answers a peer's close by dropping the data frames not yet
+    // handed to the socket (RFC 6455 5.5.1 allows it), so the answer to a
+    // message that arrived just before a close (an echo, a response) would
+    // be lost. When a close may follow in what was read, write now.
+    if (msg && !ws.finished_ && ws.conn_->buffered_amount() > 0 && close_may_follow(ws, payload))
+      backend_write(ws);
   }
   // Stopped early: the rest of the loop's read buffer is still lent to the
   // core; prepare() makes it keep its own copy before the buffer is reused.
@@ -571,6 +576,46 @@ void loop_base::pump_events(websocket& ws) {
     (void)ws.conn_->prepare(1);
     ws.holds_borrowed_ = false;
   }
+}
+
+// Whether a close (or a frame that would fail the connection) may be
+// processed after the message whose payload is `msg`, in the bytes lent to
+// the core by on_input. A message delivered in place lies in that buffer and
+// ends on a frame boundary: the frame headers after it are read (once per
+// batch) without touching the payloads. Anything that cannot be told (a
+// reassembled or inflated message, input the core copied earlier) answers
+// yes, which costs one early write and loses nothing.
+bool loop_base::close_may_follow(websocket& ws, std::span<const std::byte> msg) {
+  const std::byte* begin = batch_.data();
+  const std::byte* end = begin + batch_.size();
+  if (batch_.empty() || msg.data() == nullptr) return true;
+  const std::byte* p = msg.data() + msg.size();
+  const std::less<const std::byte*> before;  // (a total order across buffers)
+  if (before(msg.data(), begin) || before(end, p)) return true;
+  if (batch_scanned_) return batch_close_;
+  batch_scanned_ = true;
+  batch_close_ = true;
+  const bool masked_in = ws.conn_->role() == gust::role::server;
+  while (end - p >= 2) {
+    const auto b0 = std::to_integer<unsigned>(p[0]), b1 = std::to_integer<unsigned>(p[1]);
+    const unsigned op = b0 & 0x0F;
+    if ((b0 & 0x70) != 0 || !(op <= 2 || op == 9 || op == 10) || ((b1 & 0x80) != 0) != masked_in)
+      return true;  // a close, or a frame that fails the connection
+    std::size_t hs = 2;
+    std::uint64_t len = b1 & 0x7F;
+    if (len >= 126) {
+      hs = len == 126 ? 4 : 10;
+      if (std::size_t(end - p) < hs) break;
+      len = 0;
+      for (std::size_t i = 2; i < hs; ++i) len = (len << 8) | std::to_integer<unsigned>(p[i]);
+      if (len >> 63) return true;
+    }
+    if (masked_in) hs += 4;
+    if (std::uint64_t(end - p) < hs + len) break;  // the batch ends inside this frame
+    p += hs + len;
+  }
+  batch_close_ = false;
+  return false;
 }
 
 void loop_base::service(websocket& ws) {

@@ -143,10 +143,10 @@ class connection {
   /// Starts the closing handshake. `code` must be valid on the wire (or
   /// 1005 to send a close frame without a code); reason at most 123 bytes,
   /// UTF-8. The close frame follows the messages already queued, so a
-  /// send_text() then close() delivers the text. (The close frames the
-  /// engine sends itself, answering the peer's close or failing the
-  /// connection, go out right after the frame being written; unsent data is
-  /// dropped, as RFC 6455 5.5.1 allows no data after a close.)
+  /// send_text() then close() delivers the text; so does the engine's answer
+  /// to the peer's close. (The close of a failed connection goes out right
+  /// after the frame being written; unsent data is dropped, as RFC 6455
+  /// 5.5.1 allows no data after a close.)
   [[nodiscard]] std::error_code close(time_point now,
                                       std::uint16_t code = close_code::normal,
                                       std::string_view reason = {});

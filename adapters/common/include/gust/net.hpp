@@ -230,8 +230,9 @@ class websocket {
   std::size_t buffered_amount() const noexcept;
   /// False while over the high watermark (until it drains to the low one).
   bool writable() const noexcept { return !over_limit_; }
-  /// Stops reading from the socket (events already received are still
-  /// delivered up to the current message); resume_reading() undoes it.
+  /// Stops reading: no further message, ping or pong events are delivered
+  /// (bytes already read wait in the core, the rest in the kernel, so TCP
+  /// flow control pushes back on the peer); resume_reading() undoes it.
   void pause_reading();
   void resume_reading();
   bool reading_paused() const noexcept { return paused_by_user_ || paused_by_backpressure_; }
