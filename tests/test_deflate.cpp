@@ -483,6 +483,12 @@ TEST_SUITE("RFC 7692 memory") {
 }
 
 TEST_SUITE("RFC 7692 7.1 several offers") {
+  client_options localhost() {
+    client_options o;
+    o.host = "localhost";
+    return o;
+  }
+
   // A 101 for the client's request, with `extensions` as the server's answer.
   std::string answer_with(client_connection& cli, virtual_clock& clk, std::string_view extensions) {
     std::string request = take_output(cli);
@@ -501,7 +507,7 @@ TEST_SUITE("RFC 7692 7.1 several offers") {
     cs.deflate.fallback_offers.push_back(plain);   // then: anything
     cs.random = counting_random();
     virtual_clock clk;
-    client_connection cli(clk.now, client_options{"localhost"}, cs);
+    client_connection cli(clk.now, localhost(), cs);
     const std::string request = [&] {
       std::string r;
       for (auto b : cli.pending_output()) r.append(static_cast<const char*>(b.data), b.size);
@@ -520,7 +526,7 @@ TEST_SUITE("RFC 7692 7.1 several offers") {
     cs.deflate.server_no_context_takeover = true;
     cs.random = counting_random();
     virtual_clock clk;
-    client_connection cli(clk.now, client_options{"localhost"}, cs);
+    client_connection cli(clk.now, localhost(), cs);
     auto ev = feed(cli, answer_with(cli, clk, "permessage-deflate"), clk);
     CHECK(ev == strings{"handshake_failure:unexpected_extension"});
     CHECK(cli.state() == state::closed);
