@@ -26,6 +26,7 @@
 //   byte 7    timeouts, 2 bits each from bit 0: open, close, ping_interval,
 //             ping_timeout; values {none, 100 ms, 1 s, 20 s}
 //   byte 8    seed of the random source
+//   byte 9    permessage-deflate parameters (see set_deflate_options)
 //   then      operations until the input ends: an op byte (low 4 bits the
 //             operation, high 4 bits `a`), then its arguments:
 //     0 PEER_RAW       len, bytes: appended to the peer's stream
@@ -127,6 +128,7 @@ class driver {
     s_.timeouts.ping_interval = timeout_table[(t >> 4) & 3];
     s_.timeouts.ping_timeout = timeout_table[(t >> 6) & 3];
     s_.random = counting_random(in.u8());
+    set_deflate_options(s_.deflate, in.u8(), &pool_);
     const bool policy = flags & 0x40;
 
     if (client_) {
@@ -166,6 +168,14 @@ class driver {
     const std::uint8_t op = in_.u8();
     const std::uint8_t a = op >> 4;
     bool timed = false;
+    if (tracing()) {
+      static const char* names[] = {"PEER_RAW", "PEER_FRAME", "PEER_HANDSHAKE", "DELIVER", "PULL", "ACCEPT",
+                                    "REJECT", "SEND", "FRAGMENT", "PING", "PONG", "CLOSE", "FAIL", "TIME",
+                                    "CONSUME", "EOF"};
+      trace(std::string(names[op & 15]) + " a=" + std::to_string(a) + "  [" + std::string(to_string(conn_->state())) +
+            ", buffered " + std::to_string(conn_->buffered_amount()) + ", peer bytes waiting " +
+            std::to_string(peer_.size() - peer_pos_) + "]");
+    }
     switch (op & 0x0F) {
       case 0: peer_.append(in_.take8()); break;
       case 1: peer_frame(); break;
@@ -549,6 +559,7 @@ class driver {
   // ---- events --------------------------------------------------------------
 
   void on_event(const event& ev) {
+    trace("  event " + describe(ev).substr(0, 120));
     FUZZ_CHECK_MSG(!ended_, "event after the connection's last event: " + describe(ev));
     const state st = conn_->state();
     check_state();
@@ -707,6 +718,7 @@ class driver {
   reader& in_;
   gust::settings s_;
   bool client_ = false;
+  deflate_pool pool_;  // before conn_: outlives it
   std::unique_ptr<connection> conn_;
   server_connection* server_ = nullptr;
   std::string key_;

@@ -16,6 +16,7 @@
 //             0x80 keepalive: ping_interval and ping_timeout 1 s (else off)
 //   byte 1-2  max_send_frame_size - 1 (client, server)
 //   byte 3    largest transfer in one receive() = 16 * b (0: no limit)
+//   byte 4    permessage-deflate parameters, both ends (set_deflate_options)
 //   then      operations: an op byte (bits 0-2 the operation, bit 3 the side:
 //             0 client, 1 server; bits 4-7 `a`), then its arguments:
 //     0 SEND      v, len, payload: v&1 text (made valid UTF-8), v&2 shared,
@@ -90,10 +91,13 @@ class wiring {
     const std::uint8_t flags = in.u8();
     const std::uint8_t c_msfs = in.u8(), s_msfs = in.u8();
     chunk_ = std::size_t{in.u8()} * 16;
+    const std::uint8_t deflate_options = in.u8();
     gust::settings cs, ss;
     cs.deliver_partial_messages = flags & 0x01;
     ss.deliver_partial_messages = flags & 0x02;
     cs.deflate.enabled = ss.deflate.enabled = flags & 0x04;
+    set_deflate_options(cs.deflate, deflate_options, &pool_);
+    set_deflate_options(ss.deflate, deflate_options, &pool_);
     if (flags & 0x08) cs.max_send_frame_size = std::size_t{c_msfs} + 1;
     if (flags & 0x10) ss.max_send_frame_size = std::size_t{s_msfs} + 1;
     for (auto* s : {&cs, &ss}) {
@@ -127,6 +131,10 @@ class wiring {
     side& me = (op & 8) ? s_ : c_;
     side& peer = (op & 8) ? c_ : s_;
     const std::uint8_t a = op >> 4;
+    if (tracing()) {
+      static const char* names[] = {"SEND", "FRAGMENT", "PING", "PONG", "PUMP", "TRANSFER", "TIME", "PULL"};
+      trace(std::string(names[op & 7]) + ((op & 8) ? " server" : " client") + " a=" + std::to_string(a));
+    }
     switch (op & 7) {
       case 0: send(me, in_.u8()); break;
       case 1: fragment(me, in_.u8()); break;
@@ -154,6 +162,8 @@ class wiring {
     } else {
       ec = me.conn->send(type, as_bytes(payload));
     }
+    trace("  send " + std::string(text ? "text" : "binary") + " of " + std::to_string(payload.size()) +
+          " bytes: " + (ec ? ec.message() : "ok"));
     if (!ec) {
       FUZZ_CHECK(!me.frag);
       me.sent.push_back({text, payload});
@@ -170,6 +180,8 @@ class wiring {
     ref_utf8 probe = me.frag ? me.frag_utf8 : ref_utf8();
     const bool valid = !text || (probe.push(payload) && (!fin || probe.complete()));
     const bool type_ok = !me.frag || me.frag_msg.text == text;
+    trace("  fragment " + std::string(text ? "text" : "binary") + (fin ? " fin" : "") + " of " +
+          std::to_string(payload.size()) + " bytes: " + (ec ? ec.message() : "ok"));
     if (!ec) {
       FUZZ_CHECK(open && valid && type_ok);
       if (!me.frag) me.frag_msg = {text, {}};
@@ -195,6 +207,11 @@ class wiring {
 
   void drain(side& me) {
     while (auto ev = me.conn->next_event(now_)) {
+      if (tracing()) {
+        std::string d = describe(*ev);
+        trace(std::string(&me == &c_ ? "  client" : "  server") + " event " +
+              (d.size() > 120 ? d.substr(0, 120) + "... (" + std::to_string(d.size()) + ")" : d));
+      }
       if (const auto* m = std::get_if<message_event>(&*ev)) {
         FUZZ_CHECK(!me.closed);
         const bool text = m->type == message_type::text;
@@ -225,6 +242,8 @@ class wiring {
     if (chunk_) max = std::min(max, chunk_);
     const std::string bytes = take_output(*from.conn, max);
     if (bytes.empty()) return false;
+    trace(std::string(&from == &c_ ? "  client -> server " : "  server -> client ") + std::to_string(bytes.size()) +
+          " bytes: " + hex(std::string_view(bytes).substr(0, 48)) + (bytes.size() > 48 ? "..." : ""));
     from.wire->feed(bytes);
     to.conn->receive(to.keep.make(bytes), now_);
     drain(to);
@@ -288,6 +307,10 @@ class wiring {
       }
       // Uncompressed messages travel as sent.
       const auto& on_wire = from->wire->messages();
+      if (tracing())
+        for (const auto& m : on_wire)
+          trace(std::string(dir) + " on the wire: " + (m.text ? "text" : "binary") +
+                (m.compressed ? " compressed " : " ") + hex(std::string_view(m.data).substr(0, 32)));
       std::size_t i = 0;
       for (const auto& m : on_wire) {
         FUZZ_CHECK(i < from->sent.size());
@@ -303,6 +326,7 @@ class wiring {
 
   reader& in_;
   time_point now_ = time_point{} + std::chrono::hours(1);
+  deflate_pool pool_;  // before pair_: outlives the engines
   std::optional<open_pair> pair_;
   side c_, s_;
   std::size_t chunk_ = 0;

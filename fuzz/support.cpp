@@ -14,6 +14,18 @@ void fail(const char* file, int line, const char* what, const std::string& detai
   std::abort();
 }
 
+bool tracing() {
+  static const bool on = [] {
+    const char* v = std::getenv("GUST_FUZZ_TRACE");
+    return v != nullptr && *v != '\0' && *v != '0';
+  }();
+  return on;
+}
+
+void trace(const std::string& line) {
+  if (tracing()) std::fprintf(stderr, "%s\n", line.c_str());
+}
+
 std::string hex(std::string_view s) {
   static const char* digits = "0123456789abcdef";
   std::string out;
@@ -430,6 +442,17 @@ std::string describe(const event& ev) {
     }
   };
   return std::visit(visitor{}, ev);
+}
+
+void set_deflate_options(gust::deflate_options& d, std::uint8_t v, deflate_pool* pool) {
+  static constexpr int server_bits[] = {15, 8, 9, 11};
+  static constexpr int client_bits[] = {15, 8, 10, 13};
+  d.server_no_context_takeover = v & 0x01;
+  d.client_no_context_takeover = v & 0x02;
+  d.pool = (v & 0x04) ? pool : nullptr;
+  d.server_max_window_bits = server_bits[(v >> 3) & 3];
+  d.client_max_window_bits = client_bits[(v >> 5) & 3];
+  if (!(v & 0x80)) d.min_size = 0;
 }
 
 random_source counting_random(std::uint8_t seed) {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "gust/connection.hpp"
+#include "gust/deflate_pool.hpp"
 
 namespace gust::fuzz {
 
@@ -36,6 +37,11 @@ namespace gust::fuzz {
   do {                                                                 \
     if (!(cond)) ::gust::fuzz::fail(__FILE__, __LINE__, #cond, (msg)); \
   } while (0)
+
+/// GUST_FUZZ_TRACE=1 in the environment: targets that support it print
+/// what they do (to read a reproducer).
+bool tracing();
+void trace(const std::string& line);
 
 // ---------------------------------------------------------------------------
 // Reading the input
@@ -230,6 +236,14 @@ std::string take_output(connection& c, std::size_t n = SIZE_MAX);
 
 /// One event, with every view copied, as a comparable string.
 std::string describe(const event& ev);
+
+/// permessage-deflate parameters from one input byte (the same for both
+/// ends when a pair is made): 0x01 server_no_context_takeover, 0x02
+/// client_no_context_takeover, 0x04 borrow streams from `pool`, bits 3-4
+/// server_max_window_bits {15, 8, 9, 11}, bits 5-6 client_max_window_bits
+/// {15, 8, 10, 13}, 0x80 keep min_size at its default (else 0: compress
+/// every message, however short).
+void set_deflate_options(gust::deflate_options& d, std::uint8_t v, deflate_pool* pool);
 
 /// A deterministic random source: 0x5A ^ seed, counting.
 random_source counting_random(std::uint8_t seed);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: the normal build and
-# the sanitizer build (address + undefined behaviour), then a benchmark smoke
-# run. Ends with
+# the sanitizer build (address + undefined behaviour), then the fuzzers for a
+# short while each when clang is available (scripts/fuzz.sh). Ends with
 #   tests: N passed, M failed
 # counting doctest test cases (and any other test as one). Exits non-zero on
 # any failure.
@@ -61,6 +61,19 @@ if [ -d build-bench ]; then
   else
     tail -50 build-bench.build.log; echo "build build-bench failed"; status=1; total_fail=$((total_fail + 1))
   fi
+fi
+
+# The fuzzers (fuzz/), when clang is there: each runs FUZZ_SECONDS (30 by
+# default) from its committed corpus, one at a time, and counts as one test.
+if command -v clang++ >/dev/null 2>&1; then
+  echo "== fuzzers (clang, libFuzzer, address + undefined, ${FUZZ_SECONDS:-30} s each)"
+  fuzz_result=$(mktemp)
+  FUZZ_RESULT_FILE=$fuzz_result bash scripts/fuzz.sh || status=1
+  read -r p f <"$fuzz_result" || { p=0; f=1; }
+  rm -f "$fuzz_result"
+  total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
+else
+  echo "== fuzzers skipped: clang++ not found (scripts/install-deps.sh installs it)"
 fi
 
 echo "tests: $total_pass passed, $total_fail failed"

@@ -539,3 +539,38 @@ TEST_SUITE("RFC 7692 7.1 several offers") {
     CHECK(srv.extensions() == "permessage-deflate; server_max_window_bits=10");
   }
 }
+
+TEST_SUITE("RFC 7692 regressions found by fuzzing") {
+  TEST_CASE("an empty final fragment after a non-empty one keeps the stream in step") {
+    // fuzz/regressions/roundtrip/deflate-empty-final-fragment-desyncs-the-stream
+    engine_pair p(deflate_settings(), deflate_settings());
+    p.pump();
+    REQUIRE(!p.client.send_fragment(message_type::binary, bytes("a"), false));
+    REQUIRE(!p.client.send_fragment(message_type::binary, bytes(""), true));
+    REQUIRE(!p.client.send_fragment(message_type::binary, bytes(""), true));
+    REQUIRE(!p.client.send_text("after"));
+    p.pump();
+    CHECK(p.server_events == strings{"request:/", "open:", "binary:" + hex("a"), "binary:", "text:after"});
+  }
+  TEST_CASE("a compressed text message over the limit whose in-limit part is not UTF-8 fails 1007, however split") {
+    // fuzz/regressions/frames_server/deflate-too-big-hides-invalid-utf8-depending-on-split
+    gust::settings s = deflate_settings();
+    s.limits.max_message_size = 1 << 20;
+    engine_pair big(s, s);
+    big.pump();
+    std::string m = "\xc0" + repetitive(300);  // invalid from its first byte
+    REQUIRE(!big.server.send_binary(bytes(m)));
+    std::string wire = take_output(big.server);
+    wire[0] = static_cast<char>((wire[0] & 0xF0) | 0x1);  // relabel as text
+    gust::settings small = deflate_settings();
+    small.limits.max_message_size = 100;
+    for (std::size_t chunk : {std::size_t{0}, std::size_t{1}, std::size_t{7}}) {
+      CAPTURE(chunk);
+      virtual_clock clk;
+      auto cli = deflate_client(clk, small, deflate_settings());
+      auto ev = feed(cli, wire, clk, chunk);
+      REQUIRE(ev.size() == 1);
+      CHECK(ev[0].rfind("close:1007:", 0) == 0);
+    }
+  }
+}

@@ -153,7 +153,6 @@ struct connection::impl {
   std::unique_ptr<detail::inflater> decompressor;
   std::vector<std::byte> own_scratch;  // a compressed message on its way out
   bool out_compressed = false;  // the fragmented message being sent is
-  std::size_t out_zbytes = 0;   // compressed bytes of that message so far
 
   // ---- sending -----------------------------------------------------------
   detail::output_queue out;
@@ -791,7 +790,8 @@ struct connection::impl {
     const std::uint64_t limit = cfg.limits.max_message_size;
     auto budget = [&] { return static_cast<std::size_t>(limit - std::min(limit, msg_inflated)); };
     detail::inflater& z = get_decompressor();
-    auto rc = z.inflate(chunk, msg_buf, budget());
+    const std::size_t budget_before = budget();
+    auto rc = z.inflate(chunk, msg_buf, budget_before);
     // A compressed message of no bytes at all is malformed but harmless:
     // deliver it empty rather than feed the trailer into the stream.
     if (rc == detail::inflater::result::ok && last && msg_size > 0) {
@@ -801,6 +801,14 @@ struct connection::impl {
       msg_inflated += msg_buf.size() - mid;
     } else {
       msg_inflated += msg_buf.size() - before;
+    }
+    // The verdict must not depend on how the bytes were split: output within
+    // the budget that is not UTF-8 fails 1007 even when this chunk also
+    // passed the limit (a byte-at-a-time peer would have met it first).
+    if (rc == detail::inflater::result::too_big && msg_type == message_type::text) {
+      const std::size_t in_budget = std::min(msg_buf.size() - before, budget_before);
+      if (!utf8.feed(msg_buf.data() + before, in_budget))
+        return protocol_fail(close_code::invalid_payload, "invalid UTF-8 in text message");
     }
     switch (rc) {
       case detail::inflater::result::ok: break;
@@ -1050,9 +1058,9 @@ struct connection::impl {
       std::vector<std::byte>& zbuf = scratch();
       zbuf.clear();
       if (!get_compressor().compress(data, fin, zbuf)) return errc::invalid_state;
-      if (!out_in_message) out_zbytes = 0;
-      out_zbytes += zbuf.size();
-      if (fin && out_zbytes == 0) zbuf.push_back(std::byte{0});  // as in send()
+      // As in send(): a final fragment with no output of its own still ends
+      // the stream on a block boundary for the peer's trailer.
+      if (fin && zbuf.empty()) zbuf.push_back(std::byte{0});
       if (fin) compressed_message_done();
       queue_data(opcode, zbuf, fin, nullptr, out_in_message ? 0 : 0x4);
     } else {

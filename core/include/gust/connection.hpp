@@ -89,8 +89,9 @@ class connection {
 
   // ---- output ------------------------------------------------------------
 
-  /// Bytes to send, as a list of buffers ready for writev/sendmsg. Empty when
-  /// nothing is queued.
+  /// Bytes to send, as a list of buffers ready for writev/sendmsg (at most
+  /// 1024 of them, IOV_MAX: call again after consume_output() for the rest).
+  /// Empty when nothing is queued.
   std::span<const const_buffer> pending_output();
   /// `n` bytes of pending_output() were written.
   [[nodiscard]] std::error_code consume_output(std::size_t n);

@@ -113,7 +113,11 @@ bool inflater::start() noexcept {
   if (z_) return true;
   z_ = new_stream(mem_);
   if (!z_) return false;
-  if (inflateInit2(z_, -zlib_window_bits(window_bits_)) != Z_OK) {
+  // Always the largest window: every valid stream fits it, and zlib checks a
+  // smaller one only against what is still in its output buffer, so a peer
+  // breaking the negotiated window would be refused or not depending on how
+  // its bytes were split. The negotiated bits bind the peer, not us.
+  if (inflateInit2(z_, -15) != Z_OK) {
     counted_free(&mem_, z_);
     z_ = nullptr;
     return false;

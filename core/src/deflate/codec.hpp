@@ -77,10 +77,10 @@ class inflater {
   bool ended_ = false;  // the sender closed the stream with a final block
 };
 
-/// zlib refuses raw deflate with a 256-byte window (8 bits). A larger window
-/// always inflates a stream made with a smaller one, so the decompressor uses
-/// 9 where 8 was negotiated; a compressor can never honour 8 (negotiation
-/// declines or fails instead).
+/// zlib refuses raw deflate with a 256-byte window (8 bits): a compressor
+/// can never honour 8 (negotiation declines or fails instead). The
+/// decompressor always uses 15 bits (see inflater::start), which inflates a
+/// stream made with any smaller window.
 constexpr int zlib_window_bits(int negotiated) noexcept { return negotiated < 9 ? 9 : negotiated; }
 
 }  // namespace gust::detail
