@@ -38,7 +38,8 @@ constexpr std::string_view serve_usage =
     "\n"
     "  --host H       address to listen on (default 127.0.0.1; :: for every address)\n"
     "  --port P       port (default 8765; 0 picks a free one)\n"
-    "  --adapter A    event loop: epoll (default)\n"
+    "  --adapter A    event loop (default: $GUST_ADAPTER, else the first built;\n"
+    "                 the adapters built are listed below)\n"
     "  --chat         serve a chat page at / and broadcast every message to every\n"
     "                 connected client (the default)\n"
     "  --echo         send every message back with the same opcode\n"
@@ -62,7 +63,8 @@ constexpr std::string_view connect_usage =
     "input are sent as text messages; received messages are written to standard\n"
     "output, one per line. At the end of the input the connection is closed.\n"
     "\n"
-    "  --adapter A       event loop: epoll (default)\n"
+    "  --adapter A       event loop (default: $GUST_ADAPTER, else the first built;\n"
+    "                    the adapters built are listed below)\n"
     "  --echo            send every received message back with the same opcode\n"
     "                    (standard input is not read); exits 0 when the server\n"
     "                    closes the connection\n"
@@ -170,6 +172,18 @@ gust::adapter adapter_option(const std::string& name) {
   return *a;
 }
 
+/// --adapter's default: $GUST_ADAPTER (so a test suite can run every command
+/// on each adapter), else the first adapter of this build.
+gust::adapter default_adapter() {
+  const char* env = std::getenv("GUST_ADAPTER");
+  if (!env || !*env) return gust::available_adapters().front();
+  try {
+    return adapter_option(env);
+  } catch (const usage_error& e) {
+    throw usage_error{"GUST_ADAPTER: " + e.message};
+  }
+}
+
 std::size_t size_option(const std::string& name, const std::string& v) {
   unsigned long long n;
   if (!parse_uint(v, 1ull << 40, n, true) || n == 0)
@@ -225,12 +239,13 @@ int serve(int argc, char** argv) {
                  {"echo", "chat", "deflate", "verbose", "help"}, error);
   if (!a) throw usage_error{error};
   gust::server_config cfg;
+  cfg.adapter = default_adapter();
   cfg.host = "127.0.0.1";
   cfg.port = 8765;
   bool echo = false, chat = false, verbose = false;
   for (auto& [name, v] : a->options) {
     if (name == "help") {
-      std::cout << serve_usage;
+      std::cout << serve_usage << "\nadapters in this build: " << adapters_list() << "\n";
       return 0;
     }
     if (name == "host") {
@@ -342,11 +357,11 @@ int connect(int argc, char** argv) {
                  {"echo", "deflate", "help"}, error);
   if (!a) throw usage_error{error};
   gust::client_config cfg;
-  gust::adapter adapter = gust::available_adapters().front();
+  gust::adapter adapter = default_adapter();
   bool echo = false;
   for (auto& [name, v] : a->options) {
     if (name == "help") {
-      std::cout << connect_usage;
+      std::cout << connect_usage << "\nadapters in this build: " << adapters_list() << "\n";
       return 0;
     }
     if (name == "adapter") {

@@ -81,9 +81,21 @@ def main():
         rc, _, err = run(args)
         first = err.strip().splitlines()[0] if err.strip() else ""
         check(rc == 2 and needle in err, f"gust {' '.join(args)}: exit 2, says '{needle}' ({first[:80]})")
-    rc, _, err = run(["serve", "--adapter", "io_uring", "--port", "0"], timeout=5) \
-        if "io_uring" not in run(["serve", "--help"])[1] else (2, "", "not available")
-    check(rc == 2 and "not available" in err, "an adapter missing from this build: exit 2, clear error")
+    help_text = run(["serve", "--help"])[1]
+    built = help_text.split("adapters in this build:")[-1].split()
+    built = [a.strip(",") for a in built]
+    check(len(built) > 0, f"--help lists the adapters built: {built}")
+    missing = [a for a in ("epoll", "io_uring", "asio") if a not in built]
+    if missing:
+        rc, _, err = run(["serve", "--adapter", missing[0], "--port", "0"], timeout=5)
+        check(rc == 2 and "not available" in err,
+              f"--adapter {missing[0]} (missing from this build): exit 2, clear error")
+    else:
+        print("skip every adapter is built: no missing one to refuse", flush=True)
+    env_bad = subprocess.run([GUST, "serve", "--port", "0"], capture_output=True, text=True, timeout=5,
+                             env=dict(os.environ, GUST_ADAPTER="nope"))
+    check(env_bad.returncode == 2 and "GUST_ADAPTER" in env_bad.stderr,
+          "GUST_ADAPTER=nope: exit 2, names the variable")
 
     # Unreachable URL: a port with no listener.
     s = socket.socket()
