@@ -2,7 +2,11 @@
 // in both roles where they apply.
 #include <doctest.h>
 
+#include <time.h>
+
+#include <algorithm>
 #include <atomic>
+#include <optional>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -22,9 +26,12 @@ using namespace gust::test;
 namespace {
 std::atomic<bool> g_track{false};
 std::atomic<std::size_t> g_largest{0};
+std::atomic<std::size_t> g_count{0}, g_total{0};
 
 void note(std::size_t n) noexcept {
   if (!g_track.load(std::memory_order_relaxed)) return;
+  g_count.fetch_add(1, std::memory_order_relaxed);
+  g_total.fetch_add(n, std::memory_order_relaxed);
   std::size_t cur = g_largest.load(std::memory_order_relaxed);
   while (n > cur && !g_largest.compare_exchange_weak(cur, n)) {
   }
@@ -48,10 +55,14 @@ void* alloc_aligned(std::size_t n, std::align_val_t al) {
 struct largest_allocation {
   largest_allocation() {
     g_largest = 0;
+    g_count = 0;
+    g_total = 0;
     g_track = true;
   }
   ~largest_allocation() { g_track = false; }
   std::size_t get() const { return g_largest.load(); }
+  std::size_t count() const { return g_count.load(); }
+  std::size_t total() const { return g_total.load(); }
 };
 }  // namespace
 
@@ -463,6 +474,75 @@ TEST_SUITE("limits") {
     });
   }
 
+  // The work bound: no step may cost in proportion to what came before
+  // (re-validating the whole message per fragment, copying it to grow it).
+  // Hardware instruction counters are not available everywhere CI runs, so
+  // the bound is on two things that are: bytes allocated while receiving
+  // (amortised growth is linear; growing by each fragment is quadratic) and
+  // the thread's CPU time for 16 times the input (about 16x when linear,
+  // 256x when quadratic; 64x is the generous line between them).
+  TEST_CASE("a 1 MiB message in 1-byte fragments costs linear work") {
+    gust::settings s;
+    s.limits.max_fragments = 2 * one_mib;
+    both_roles(s, [&s](connection&, virtual_clock&, bool server) {
+      auto wire_of = [server](std::size_t n) {
+        std::string wire;
+        wire.reserve(n * 7);
+        for (std::size_t i = 0; i < n; ++i) {
+          std::uint8_t b0 = i == 0 ? 0x02 : 0x00;
+          if (i + 1 == n) b0 |= 0x80;
+          wire += peer_frame(server, b0, "z");
+        }
+        return wire;
+      };
+      auto cpu_now = [] {
+        timespec ts{};
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
+      };
+      // One run: a fresh open engine receives `n` bytes as n fragments,
+      // 64 KiB of wire at a time. Returns CPU seconds.
+      auto run = [&](std::string& wire, std::size_t n, largest_allocation* track) {
+        virtual_clock clk;
+        std::optional<server_connection> srv;
+        std::optional<client_connection> cli;
+        if (server) srv.emplace(open_server(clk, s));
+        else cli.emplace(open_client(clk, s));
+        connection* c = server ? static_cast<connection*>(&*srv) : static_cast<connection*>(&*cli);
+        const double t0 = cpu_now();
+        std::size_t delivered = 0;
+        {
+          std::optional<largest_allocation> scope;
+          if (track) scope.emplace();
+          for (std::size_t pos = 0; pos < wire.size(); pos += 64 * 1024) {
+            const std::size_t k = std::min<std::size_t>(64 * 1024, wire.size() - pos);
+            c->receive(std::as_writable_bytes(std::span(wire.data() + pos, k)), clk.now);
+            while (auto e = c->next_event(clk.now))
+              if (auto* m = std::get_if<message_event>(&*e)) delivered += m->data.size();
+          }
+          if (track) *track = *scope;
+        }
+        const double t = cpu_now() - t0;
+        CHECK(delivered == n);
+        return t;
+      };
+      std::string small = wire_of(one_mib / 16), big = wire_of(one_mib);
+      largest_allocation alloc;
+      double t_big = run(big, one_mib, &alloc);
+      INFO("allocations " << alloc.count() << ", bytes " << alloc.total());
+      // A constant number per receive() call (a frame split between two
+      // calls is kept), none per fragment: 1 Mi fragments in 112 calls.
+      CHECK(alloc.count() <= 64 + 2 * (big.size() / (64 * 1024) + 1));
+      CHECK(alloc.total() <= 4 * one_mib);
+      std::vector<double> t_small;
+      for (int i = 0; i < 3; ++i) t_small.push_back(run(small, one_mib / 16, nullptr));
+      t_big = std::min(t_big, run(big, one_mib, nullptr));
+      std::sort(t_small.begin(), t_small.end());
+      INFO("CPU: 64 KiB " << t_small[1] << " s, 1 MiB " << t_big << " s");
+      CHECK(t_big < 64 * std::max(t_small[1], 1e-4));
+    });
+  }
+
   TEST_CASE("the default max_fragments refuses a 1 MiB message in 1-byte fragments") {
     both_roles({}, [](connection& c, virtual_clock& clk, bool server) {
       std::string wire;
@@ -697,6 +777,43 @@ TEST_SUITE("limits: memory accounting") {
       CHECK(std::get<message_event>(*ev).data.size() == one_mib);
       CHECK(!c.next_event(clk.now));
       CHECK(c.memory().input <= 64 * 1024);
+    });
+  }
+
+  // receive() lends the caller's buffer: a frame split across two calls is
+  // completed from a small copy, and the frames behind it are read in place
+  // from the caller's buffer (not the whole second batch copied after one
+  // split frame), so the engine's input buffer stays the size of the split.
+  TEST_CASE("a frame split between two receive() calls is completed without copying the batch behind it") {
+    both_roles({}, [](connection& c, virtual_clock& clk, bool server) {
+      std::string batch;
+      std::vector<std::string> sent;
+      for (int i = 0; i < 2000; ++i) {
+        sent.push_back("message " + std::to_string(i));
+        batch += peer_frame(server, 0x81, sent.back());
+      }
+      batch += peer_frame(server, 0x82, pattern(1000));
+      std::size_t got = 0;
+      std::size_t largest_input = 0;
+      // Two batches cut inside a frame header, then inside a payload.
+      for (std::size_t cut : {std::size_t{1}, std::size_t{7}, batch.size() / 2 + 3}) {
+        std::string a = batch.substr(0, cut), b = batch.substr(cut);
+        for (std::string* part : {&a, &b}) {
+          c.receive(std::as_writable_bytes(std::span(part->data(), part->size())), clk.now);
+          while (auto e = c.next_event(clk.now)) {
+            auto* m = std::get_if<message_event>(&*e);
+            REQUIRE(m);
+            if (got % 2001 < 2000)
+              CHECK(std::string(reinterpret_cast<const char*>(m->data.data()), m->data.size()) == sent[got % 2001]);
+            else CHECK(m->data.size() == 1000);
+            ++got;
+            largest_input = std::max(largest_input, c.memory().input);
+          }
+        }
+      }
+      CHECK(got == 3 * 2001);
+      CHECK(largest_input <= 1024);
+      CHECK(c.memory().input == 0);
     });
   }
 

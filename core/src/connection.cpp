@@ -192,7 +192,8 @@ struct connection::impl {
   // Input buffer
 
   std::span<std::byte> region() noexcept {
-    if (ipos < iend || !borrowed) return {ibuf.get() + ipos, iend - ipos};
+    region_owned = ipos < iend || !borrowed;
+    if (region_owned) return {ibuf.get() + ipos, iend - ipos};
     return {borrowed + bpos, bend - bpos};
   }
   void advance(std::size_t n) noexcept {
@@ -210,7 +211,9 @@ struct connection::impl {
       ipos = 0;
     }
     if (icap - iend >= room) return;
-    const std::size_t cap = std::max(iend + room, icap * 2);
+    // At least 256: a split frame's tail and the top-ups that complete it
+    // then cost one allocation, not one per step.
+    const std::size_t cap = std::max({iend + room, icap * 2, std::size_t{256}});
     auto grown = std::make_unique_for_overwrite<std::byte[]>(cap);
     if (iend) std::memcpy(grown.get(), ibuf.get(), iend);
     ibuf = std::move(grown);
@@ -221,6 +224,21 @@ struct connection::impl {
     reserve_input(n);
     std::memcpy(ibuf.get() + iend, p, n);
     iend += n;
+  }
+  bool region_owned = true;  // the last region() was our buffer
+  // A frame split across two receive() calls: its start is in our buffer,
+  // the rest in the caller's. Only the split frame is copied, in growing
+  // steps (at most about twice its size, a few retries of its header), so
+  // that the frames behind it are read from the caller's buffer in place
+  // rather than the whole batch being copied after one split frame.
+  void top_up() {
+    const std::size_t have = iend - ipos;
+    const std::size_t n = std::min(bend - bpos, std::max<std::size_t>(have, 64));
+    reserve_input(n);
+    std::memcpy(ibuf.get() + iend, borrowed + bpos, n);
+    iend += n;
+    bpos += n;
+    if (bpos == bend) borrowed = nullptr;
   }
   // The caller may recycle its buffer once next_event() returns nothing:
   // keep what is still needed.
@@ -477,6 +495,13 @@ struct connection::impl {
   // Every "nothing yet" goes through here: the moment to keep what a
   // borrowed buffer still holds, and to act on EOF once input is used up.
   std::optional<event> need_input() {
+    // The parser ran out of our buffer while the caller's has more: not
+    // stalled, the read loop goes on with more of the split frame (or, once
+    // ours is used up, with the caller's buffer in place).
+    if (region_owned && borrowed && (st == gust::state::open || st == gust::state::closing)) {
+      if (ipos < iend) top_up();
+      return std::nullopt;
+    }
     stalled = true;
     if (eof) return on_eof();
     stash_borrowed();
@@ -1100,10 +1125,11 @@ void connection::receive(std::span<std::byte> data, time_point now) {
   impl_->lends_buffers = true;
   if (data.empty()) return;
   impl_->stash_borrowed();
-  if (impl_->ipos < impl_->iend) {
-    impl_->append_input(data.data(), data.size());
+  const bool framing = impl_->st == state::open || impl_->st == state::closing;
+  if (impl_->ipos < impl_->iend && !framing) {
+    impl_->append_input(data.data(), data.size());  // the HTTP parsers read one region
   } else {
-    impl_->ipos = impl_->iend = 0;
+    if (impl_->ipos == impl_->iend) impl_->ipos = impl_->iend = 0;
     impl_->borrowed = data.data();
     impl_->bpos = 0;
     impl_->bend = data.size();
