@@ -891,11 +891,17 @@ broadcast_result loop_base::broadcast(std::span<websocket* const> targets, messa
 #if GUST_HAVE_EPOLL
 std::unique_ptr<loop_base> make_epoll_loop();
 #endif
+#if GUST_HAVE_IO_URING
+std::unique_ptr<loop_base> make_uring_loop();
+#endif
 
 std::unique_ptr<loop_base> make_loop(gust::adapter a) {
   switch (a) {
 #if GUST_HAVE_EPOLL
     case gust::adapter::epoll: return make_epoll_loop();
+#endif
+#if GUST_HAVE_IO_URING
+    case gust::adapter::io_uring: return make_uring_loop();
 #endif
     default: break;
   }
@@ -905,6 +911,18 @@ std::unique_ptr<loop_base> make_loop(gust::adapter a) {
 }
 
 }  // namespace detail
+
+std::error_code adapter_usable(adapter a, std::string* why) {
+  // Building the loop is the only honest test (io_uring may be compiled in
+  // yet refused by the kernel or a sandbox).
+  try {
+    (void)detail::make_loop(a);
+  } catch (const std::system_error& e) {
+    if (why) *why = e.what();
+    return e.code();
+  }
+  return {};
+}
 
 // ===========================================================================
 // event_loop

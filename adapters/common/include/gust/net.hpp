@@ -69,6 +69,10 @@ std::string_view to_string(adapter a) noexcept;
 /// "epoll", "io_uring" (or "io-uring", "uring"), "asio".
 std::optional<adapter> parse_adapter(std::string_view name) noexcept;
 bool adapter_available(adapter a) noexcept;
+/// Whether adapter `a` can run here: compiled in, and its kernel interface
+/// usable (io_uring can be disabled by a sysctl or a sandbox). Creates and
+/// destroys one loop. On failure `why` (if given) says what, for a person.
+std::error_code adapter_usable(adapter a, std::string* why = nullptr);
 /// The adapters compiled into this build, the default first.
 std::span<const adapter> available_adapters() noexcept;
 
