@@ -891,6 +891,9 @@ broadcast_result loop_base::broadcast(std::span<websocket* const> targets, messa
 #if GUST_HAVE_EPOLL
 std::unique_ptr<loop_base> make_epoll_loop();
 #endif
+#if GUST_HAVE_ASIO
+std::unique_ptr<loop_base> make_asio_loop();
+#endif
 #if GUST_HAVE_IO_URING
 std::unique_ptr<loop_base> make_uring_loop();
 #endif
@@ -899,6 +902,9 @@ std::unique_ptr<loop_base> make_loop(gust::adapter a) {
   switch (a) {
 #if GUST_HAVE_EPOLL
     case gust::adapter::epoll: return make_epoll_loop();
+#endif
+#if GUST_HAVE_ASIO
+    case gust::adapter::asio: return make_asio_loop();
 #endif
 #if GUST_HAVE_IO_URING
     case gust::adapter::io_uring: return make_uring_loop();

@@ -225,6 +225,11 @@ class loop_base {
 
   gust::adapter kind_;
   time_point now_;
+  /// For adapters whose handlers run on an executor's threads (Asio on a
+  /// strand over a thread pool) rather than inside run(): the thread running
+  /// the loop's handlers right now (a default id between turns), so
+  /// in_loop_thread() stays true only for the thread inside a turn.
+  void set_loop_thread(std::thread::id id) noexcept { thread_.store(id, std::memory_order_relaxed); }
   /// Dispatches every event the core has for `ws`.
   void pump_events(websocket& ws);
   void dispatch(websocket& ws, event& ev);

@@ -1,0 +1,2 @@
+#pragma once
+#include "gust/asio_loop.hpp"
