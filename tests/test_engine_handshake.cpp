@@ -450,6 +450,30 @@ TEST_SUITE("RFC 6455 4.2 server handshake") {
     CHECK(drain(srv, clk).empty());
   }
 
+  TEST_CASE("bytes after the request while it awaits an answer are held up to max_handshake_size") {
+    virtual_clock clk;
+    gust::settings s;
+    s.limits.max_handshake_size = 4096;
+    server_connection srv(clk.now, s);
+    auto unanswered = [&](const std::string& w) { return feed(srv, w, clk, 0, feed_mode::receive, false); };
+    CHECK(unanswered(upgrade_request()) == strings{"request:/chat?room=1"});
+    // 4 KiB of frames: held (answered later, they are delivered).
+    std::string early;
+    while (early.size() + 106 <= 4096) early += cframe(0x82, std::string(100, 'x'));
+    CHECK(unanswered(early).empty());
+    CHECK(srv.memory().input >= early.size());
+    // Past the bound: 400, a handshake failure, the input dropped, and the
+    // late answer is refused with a typed error.
+    const auto ev = unanswered(cframe(0x82, std::string(100, 'y')));
+    REQUIRE(ev.size() == 1);
+    CHECK(starts_with(ev[0], "handshake_failure:too_large"));
+    CHECK(starts_with(take_output(srv), "HTTP/1.1 400 "));
+    CHECK(srv.state() == state::closed);
+    CHECK(srv.transport_should_close());
+    CHECK(srv.memory().input == 0);
+    CHECK(srv.accept(clk.now) == errc::no_pending_request);
+  }
+
   TEST_CASE("EOF during the handshake: handshake_failure eof") {
     virtual_clock clk;
     server_connection srv(clk.now);

@@ -548,7 +548,17 @@ struct connection::impl {
   }
 
   std::optional<event> server_handshake() {
-    if (awaiting_answer) return need_input();
+    if (awaiting_answer) {
+      // Bytes after the request wait for the answer, but not without bound.
+      const std::size_t waiting = (iend - ipos) + (borrowed ? bend - bpos : 0);
+      if (waiting <= cfg.limits.max_handshake_size) return need_input();
+      awaiting_answer = false;
+      server_refuse(400, handshake_error::too_large,
+                    "data sent before the handshake response passed max_handshake_size");
+      borrowed = nullptr;
+      drop_input_buffer();
+      return handshake_failure_event{&failure};
+    }
     auto in = region();
     advance(req_parser->feed(in));
     switch (req_parser->status()) {

@@ -30,7 +30,9 @@ struct parse_error {
 /// line). Bytes after the empty line are not consumed: they are frames.
 class request_parser {
  public:
+  /// Keeps a reference to `limits` (the engine's own, which outlives it).
   explicit request_parser(const gust::limits& limits);
+  request_parser(const gust::limits&&) = delete;  // no temporaries
   /// Consumes from `data` and returns how many bytes were used. After
   /// status() is done or error, consumes nothing more.
   std::size_t feed(std::span<const std::byte> data);
@@ -58,7 +60,9 @@ class request_parser {
 /// its empty line: what follows is frames.
 class response_parser {
  public:
+  /// Keeps a reference to `limits` (the engine's own, which outlives it).
   explicit response_parser(const gust::limits& limits);
+  response_parser(const gust::limits&&) = delete;  // no temporaries
   std::size_t feed(std::span<const std::byte> data);
   /// The transport ended: completes a body read until EOF, else an error.
   void feed_eof();

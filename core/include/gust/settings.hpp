@@ -30,7 +30,10 @@ struct limits {
   /// cost CPU without adding bytes, so bytes alone do not bound them (1009).
   std::size_t max_fragments = 65536;
   /// Opening handshake bounds (request or response head). A peer past any of
-  /// them gets 400/431 (server) or a handshake failure (client).
+  /// them gets 400/431 (server) or a handshake failure (client). A server
+  /// also holds at most this much of what a client sends after its request
+  /// while the request_event waits for accept()/reject() (RFC 6455 4.1: the
+  /// client waits for the response first); past it, 400 and a failure.
   std::size_t max_handshake_size = 16 * 1024;
   std::size_t max_request_line = 8 * 1024;
   std::size_t max_header_line = 8 * 1024;
