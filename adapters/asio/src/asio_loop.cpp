@@ -106,6 +106,7 @@ class asio_loop final : public loop_base {
       if (s) set_tx(*s, nullptr);
     listeners_.clear();
     timer_.reset();
+    tracked_ = ::asio::any_io_executor();
     work_.reset();
     if (reserve_fd_ >= 0) ::close(reserve_fd_);
   }
@@ -134,6 +135,11 @@ class asio_loop final : public loop_base {
     ex_ = ::asio::make_strand(std::move(ex));
     timer_ = std::make_unique<::asio::steady_timer>(ex_);
     set_loop_thread({});
+    // Outstanding work while the loop has some (see leave()), so the user's
+    // run() does not return while, say, a host name is being resolved; the
+    // first turn drops it if nothing was added meanwhile.
+    tracked_ = ::asio::prefer(ex_, ::asio::execution::outstanding_work.tracked);
+    backend_wake();
     return {};
   }
 
@@ -293,6 +299,11 @@ class asio_loop final : public loop_base {
     flush_dirty();
     reap();
     arm_timer(next_wakeup());
+    if (!has_work()) {
+      tracked_ = ::asio::any_io_executor();
+    } else if (!tracked_) {
+      tracked_ = ::asio::prefer(ex_, ::asio::execution::outstanding_work.tracked);
+    }
     set_loop_thread({});
   }
 
@@ -463,6 +474,7 @@ class asio_loop final : public loop_base {
   std::unique_ptr<work_guard> work_;
   std::unique_ptr<::asio::steady_timer> timer_;
   std::optional<time_point> timer_at_;
+  ::asio::any_io_executor tracked_;  // attached: keeps the user's run() going
   int reserve_fd_ = -1;
   std::unique_ptr<std::byte[]> rbuf_;
   std::vector<listener> listeners_;
