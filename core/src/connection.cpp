@@ -30,6 +30,7 @@
 // unconsumed tail is copied into the input buffer when next_event() returns
 // nothing, which is the moment the caller may recycle it.
 #include "gust/connection.hpp"
+#include "gust/prepared_message.hpp"
 
 #include <algorithm>
 #include <array>
@@ -1049,10 +1050,11 @@ struct connection::impl {
   }
 
   std::error_code send(message_type type, std::span<const std::byte> data,
-                       const std::shared_ptr<const void>* owner, bool allow_compression = true) {
+                       const std::shared_ptr<const void>* owner, bool allow_compression = true,
+                       bool validated = false) {
     if (auto ec = check_can_send_data()) return ec;
     if (out_in_message) return errc::message_in_progress;
-    if (type == message_type::text && !detail::is_valid_utf8(data.data(), data.size()))
+    if (type == message_type::text && !validated && !detail::is_valid_utf8(data.data(), data.size()))
       return errc::invalid_utf8;
     if (deflate_on && allow_compression && data.size() >= cfg.deflate.min_size) {
       // RFC 7692 7.2.1: compress, drop the trailing 00 00 ff ff, set RSV1.
@@ -1069,6 +1071,28 @@ struct connection::impl {
       return {};
     }
     queue_data(static_cast<std::uint8_t>(type), data, true, owner);
+    return {};
+  }
+
+  std::error_code send_prepared(const prepared_message& m) {
+    if (m.error() == errc::invalid_utf8) return errc::invalid_utf8;
+    if (auto ec = check_can_send_data()) return ec;
+    if (out_in_message) return errc::message_in_progress;
+    const std::shared_ptr<const void> owner = m.shared();
+    const auto payload = m.payload();
+    const auto type = m.type();
+    if (deflate_on && payload.size() >= cfg.deflate.min_size) {
+      // Shared compressed bytes only where every message starts from an
+      // empty window (no context takeover on our side) and the peer allows
+      // the window they were made with; else compress as send() does.
+      const auto z = m.compressed();
+      if (!z.empty() && compress_no_context() && m.window_bits() <= compress_bits()) {
+        queue_data(static_cast<std::uint8_t>(type), z, true, &owner, 0x4);
+        return {};
+      }
+      return send(type, payload, &owner, true, true);
+    }
+    queue_data(static_cast<std::uint8_t>(type), payload, true, &owner);
     return {};
   }
 
@@ -1178,6 +1202,9 @@ std::error_code connection::send(message_type type, std::span<const std::byte> d
 std::error_code connection::send_shared(message_type type, std::span<const std::byte> data,
                                         std::shared_ptr<const void> owner) {
   return impl_->send(type, data, &owner);
+}
+std::error_code connection::send_prepared(const prepared_message& message) {
+  return impl_->send_prepared(message);
 }
 std::error_code connection::send_fragment(message_type type, std::span<const std::byte> data,
                                           bool fin) {

@@ -545,6 +545,65 @@ TEST_SUITE("adapters: registry and broadcast") {
     CHECK(results[0].status.size() == n);
   }
 
+  ADAPTER_TEST("broadcast with permessage-deflate: compressed once, every kind of client reads it") {
+    // Clients that ask for no server context takeover share one compressed
+    // form; one that lets the server keep its context gets its own; one
+    // without compression gets the plain payload.
+    std::mutex m;
+    std::vector<broadcast_result> results;
+    server* srv = nullptr;
+    auto cfg = echo_config(T::kind);
+    cfg.settings.deflate.enabled = true;
+    cfg.handlers.on_message = [&](websocket&, const message_event& msg) {
+      auto prepared = srv->prepare(msg.type, msg.data);
+      auto r = srv->broadcast(prepared);
+      std::lock_guard lock(m);
+      CHECK(!prepared.compressed().empty());
+      CHECK(prepared.compressed().size() < msg.data.size() / 4);
+      results.push_back(std::move(r));
+    };
+    server_thread st(std::move(cfg));
+    REQUIRE(!st.listen_error);
+    srv = &st.srv();
+    event_loop loop(T::kind);
+    constexpr int n = 4;
+    std::vector<client_log> logs(n);
+    std::vector<std::unique_ptr<client>> clients;
+    for (int i = 0; i < n; ++i) {
+      auto cc = client_for(st.url(), logs[i]);
+      cc.settings.limits.max_message_size = 1 << 20;
+      cc.settings.deflate.enabled = i != 3;
+      cc.settings.deflate.server_no_context_takeover = i < 2;
+      clients.push_back(std::make_unique<client>(loop, std::move(cc)));
+      REQUIRE(!clients.back()->connect());
+    }
+    REQUIRE(run_until(loop, [&] {
+      for (auto& l : logs) if (!l.open) return false;
+      return true;
+    }));
+    for (int i = 0; i < n; ++i) {
+      const auto ext = clients[i]->connection()->extensions();
+      CHECK((ext.find("permessage-deflate") != std::string_view::npos) == (i != 3));
+      CHECK((ext.find("server_no_context_takeover") != std::string_view::npos) == (i < 2));
+    }
+    std::string text;
+    for (int i = 0; text.size() < 20000; ++i) text += "update " + std::to_string(i % 50) + " for everyone; ";
+    REQUIRE(!clients[3]->connection()->send_text(text));
+    REQUIRE(!clients[3]->connection()->send_text(text));  // twice: contexts kept
+    REQUIRE(run_until(loop, [&] {
+      for (auto& l : logs) if (l.messages.size() != 2) return false;
+      return true;
+    }));
+    for (auto& l : logs) {
+      CHECK(l.messages[0] == text);
+      CHECK(l.messages[1] == text);
+    }
+    std::lock_guard lock(m);
+    REQUIRE(results.size() == 2);
+    CHECK(results[0].sent == n);
+    CHECK(results[1].sent == n);
+  }
+
   ADAPTER_TEST("broadcast policies for a connection over its limit: skip, drop_oldest, close") {
     // Everything runs on one loop here: the server on the caller's loop.
     event_loop loop(T::kind);

@@ -1,6 +1,7 @@
 // The shared loop: sessions, timers, the flush list, transport closing.
 // See loop.hpp for the theory of operation.
 #include "loop.hpp"
+#include "owners.hpp"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -688,8 +689,8 @@ void loop_base::feed_held(websocket& ws) {
   while (!ws.backlog_.empty() && ws.conn_->buffered_amount() <= ws.bp_->high_watermark) {
     websocket::held_message m = std::move(ws.backlog_.front());
     ws.backlog_.erase(ws.backlog_.begin());
-    ws.backlog_bytes_ -= m.data.size();
-    if (!ws.conn_->send_shared(m.type, m.data, std::move(m.owner))) counters::bump(ws.ctr_->msgs_out);
+    ws.backlog_bytes_ -= m.msg.payload().size();
+    if (!ws.conn_->send_prepared(m.msg)) counters::bump(ws.ctr_->msgs_out);
   }
 }
 
@@ -820,9 +821,15 @@ void loop_base::reap() {
 // ===========================================================================
 // broadcast
 
-broadcast_result loop_base::broadcast(std::span<websocket* const> targets, message_type type,
-                                      std::span<const std::byte> payload,
-                                      std::shared_ptr<const void> owner,
+const deflate_options& loop_base::deflate_settings(const websocket& ws) noexcept {
+  if (ws.server_) return ws.server_->cfg.settings.deflate;
+  if (ws.client_) return ws.client_->cfg.settings.deflate;
+  static const deflate_options none;
+  return none;
+}
+
+broadcast_result loop_base::broadcast(std::span<websocket* const> targets,
+                                      const prepared_message& message,
                                       const broadcast_options& opts) {
   broadcast_result r;
   r.status.reserve(targets.size());
@@ -830,6 +837,8 @@ broadcast_result loop_base::broadcast(std::span<websocket* const> targets, messa
     send_status st;
     if (!ws->conn_ || ws->finished_ || ws->conn_->state() != gust::state::open) {
       st = send_status::not_open;
+    } else if (message.error() == errc::invalid_utf8) {
+      st = send_status::error;
     } else if (ws->over_limit_ || !ws->backlog_.empty()) {
       loop_base& loop = *ws->loop_;
       // Over its limit: the policy. Under it but with messages held back:
@@ -846,11 +855,11 @@ broadcast_result loop_base::broadcast(std::span<websocket* const> targets, messa
           st = send_status::closed;
           break;
         case over_limit_policy::drop_oldest:
-          ws->backlog_.push_back({type, payload, owner});
-          ws->backlog_bytes_ += payload.size();
+          ws->backlog_.push_back({message});
+          ws->backlog_bytes_ += message.payload().size();
           st = send_status::held;
           if (ws->backlog_.size() > std::max<std::size_t>(opts.max_held, 1)) {
-            ws->backlog_bytes_ -= ws->backlog_.front().data.size();
+            ws->backlog_bytes_ -= ws->backlog_.front().msg.payload().size();
             ws->backlog_.erase(ws->backlog_.begin());
             st = send_status::dropped_oldest;
           }
@@ -858,7 +867,7 @@ broadcast_result loop_base::broadcast(std::span<websocket* const> targets, messa
           break;
         case over_limit_policy::queue:
         default: {
-          auto ec = loop.after_send(*ws, ws->conn_->send_shared(type, payload, owner));
+          auto ec = loop.after_send(*ws, ws->conn_->send_prepared(message));
           st = !ec ? send_status::sent
                : ws->conn_->state() != gust::state::open ? send_status::closed
                                                           : send_status::error;
@@ -866,7 +875,7 @@ broadcast_result loop_base::broadcast(std::span<websocket* const> targets, messa
         }
       }
     } else {
-      auto ec = ws->loop_->after_send(*ws, ws->conn_->send_shared(type, payload, owner));
+      auto ec = ws->loop_->after_send(*ws, ws->conn_->send_prepared(message));
       st = !ec ? send_status::sent
            : ws->conn_->state() != gust::state::open ? send_status::closed
                                                       : send_status::error;
@@ -962,9 +971,10 @@ std::error_code websocket::send_binary(std::span<const std::byte> data) {
 std::error_code websocket::send(message_type type, std::span<const std::byte> data) {
   if (!conn_ || finished_) return errc::invalid_state;
   if (!backlog_.empty() && conn_->state() == gust::state::open) {
-    // Behind held broadcasts: keep the order.
-    auto buf = std::make_shared<std::vector<std::byte>>(data.begin(), data.end());
-    backlog_.push_back({type, {buf->data(), buf->size()}, buf});
+    // Behind held broadcasts: keep the order (the payload is copied).
+    prepared_message m(type, data);
+    if (m.error()) return m.error();
+    backlog_.push_back({std::move(m)});
     backlog_bytes_ += data.size();
     loop_->mark_dirty(*this);
     return {};
@@ -976,7 +986,9 @@ std::error_code websocket::send_shared(message_type type, std::span<const std::b
                                        std::shared_ptr<const void> owner) {
   if (!conn_ || finished_) return errc::invalid_state;
   if (!backlog_.empty() && conn_->state() == gust::state::open) {
-    backlog_.push_back({type, data, std::move(owner)});
+    prepared_message m(type, data, std::move(owner));
+    if (m.error()) return m.error();
+    backlog_.push_back({std::move(m)});
     backlog_bytes_ += data.size();
     loop_->mark_dirty(*this);
     return {};
@@ -1086,9 +1098,21 @@ event_loop& websocket::loop() noexcept { return *loop_->facade; }
 broadcast_result broadcast(std::span<websocket* const> targets, message_type type,
                            std::span<const std::byte> data, const broadcast_options& opts) {
   if (targets.empty()) return {};
+  // Compressed once if a target could take the compressed form (the
+  // parameters of the first such target's owner).
+  const deflate_options* z = nullptr;
+  for (websocket* ws : targets)
+    if (ws->state() == gust::state::open && ws->core().compression_enabled()) {
+      z = &detail::loop_base::deflate_settings(*ws);
+      break;
+    }
   // The payload is copied once; every server queue references this copy.
-  auto buf = std::make_shared<std::vector<std::byte>>(data.begin(), data.end());
-  return detail::loop_base::broadcast(targets, type, {buf->data(), buf->size()}, buf, opts);
+  return detail::loop_base::broadcast(targets, prepared_message(type, data, nullptr, z), opts);
+}
+
+broadcast_result broadcast(std::span<websocket* const> targets, const prepared_message& message,
+                           const broadcast_options& opts) {
+  return detail::loop_base::broadcast(targets, message, opts);
 }
 
 }  // namespace gust

@@ -156,11 +156,12 @@ class loop_base {
   }
   const std::vector<websocket*>& open_connections() const noexcept { return open_; }
 
-  /// `payload` is shared (kept alive by `owner`) by every target's queue.
-  static broadcast_result broadcast(std::span<websocket* const> targets, message_type type,
-                                    std::span<const std::byte> payload,
-                                    std::shared_ptr<const void> owner,
+  /// `message` is shared by every target's queue.
+  static broadcast_result broadcast(std::span<websocket* const> targets,
+                                    const prepared_message& message,
                                     const broadcast_options& opts);
+  /// The deflate settings of the owner of `ws` (server or client).
+  static const deflate_options& deflate_settings(const websocket& ws) noexcept;
 
   // Called by websocket's methods.
   std::error_code after_send(websocket& ws, std::error_code ec);

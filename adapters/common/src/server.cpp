@@ -255,18 +255,25 @@ gust::stats server::stats() const {
 
 broadcast_result server::broadcast(message_type type, std::span<const std::byte> data,
                                    const broadcast_options& opts) {
-  auto buf = std::make_shared<std::vector<std::byte>>(data.begin(), data.end());
-  const std::span<const std::byte> payload(buf->data(), buf->size());
+  return broadcast(prepare(type, data), opts);
+}
+
+prepared_message server::prepare(message_type type, std::span<const std::byte> data) const {
+  const auto& z = s_->cfg.settings.deflate;
+  return prepared_message(type, data, nullptr, z.enabled ? &z : nullptr);
+}
+
+broadcast_result server::broadcast(const prepared_message& message, const broadcast_options& opts) {
   broadcast_result local;
   for (auto& p : s_->per) {
     detail::loop_base* loop = p.loop;
     if (loop->in_loop_thread()) {
       auto targets = s_->local_connections(*loop);
-      local = detail::loop_base::broadcast(targets, type, payload, buf, opts);
+      local = detail::loop_base::broadcast(targets, message, opts);
     } else {
-      loop->post([s = s_.get(), loop, type, payload, buf, opts] {
+      loop->post([s = s_.get(), loop, message, opts] {
         auto targets = s->local_connections(*loop);
-        (void)detail::loop_base::broadcast(targets, type, payload, buf, opts);
+        (void)detail::loop_base::broadcast(targets, message, opts);
       });
     }
   }

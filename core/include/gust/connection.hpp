@@ -36,6 +36,8 @@
 
 namespace gust {
 
+class prepared_message;
+
 enum class role : std::uint8_t { client, server };
 
 /// RFC 6455 connection states. CLOSED means the WebSocket protocol is done:
@@ -129,6 +131,11 @@ class connection {
   [[nodiscard]] std::error_code send_shared(message_type type,
                                             std::span<const std::byte> data,
                                             std::shared_ptr<const void> owner);
+  /// Sends a message prepared once for many connections (a broadcast; see
+  /// prepared_message.hpp): no UTF-8 check here, its compressed form shared
+  /// where this connection's permessage-deflate agreement allows, its
+  /// payload referenced (server) or copied to be masked (client).
+  [[nodiscard]] std::error_code send_prepared(const prepared_message& message);
   /// Sends one fragment of a message: the first call fixes the type, the
   /// call with `fin` ends it. Text fragments are checked as one UTF-8 stream.
   [[nodiscard]] std::error_code send_fragment(message_type type,

@@ -8,5 +8,6 @@
 #include "gust/event.hpp"
 #include "gust/handshake.hpp"
 #include "gust/http.hpp"
+#include "gust/prepared_message.hpp"
 #include "gust/settings.hpp"
 #include "gust/time.hpp"

@@ -46,6 +46,7 @@
 #include "gust/event.hpp"
 #include "gust/handshake.hpp"
 #include "gust/http.hpp"
+#include "gust/prepared_message.hpp"
 #include "gust/settings.hpp"
 #include "gust/time.hpp"
 
@@ -286,9 +287,7 @@ class websocket {
   const http::response* response_ = nullptr;  // client: the core's 101 response
   std::any user_;
   struct held_message {
-    message_type type;
-    std::span<const std::byte> data;
-    std::shared_ptr<const void> owner;
+    prepared_message msg;
   };
   std::vector<held_message> backlog_;  // drop_oldest broadcasts (small)
   std::size_t backlog_bytes_ = 0;
@@ -349,12 +348,17 @@ struct broadcast_result {
               errors = 0;
 };
 
-/// Frames the message once and shares its payload by reference across every
-/// target's send queue (a server's queue references the one buffer; a
+/// Prepares the message once (see gust/prepared_message.hpp: UTF-8 checked
+/// once; compressed once for the targets that negotiated permessage-deflate
+/// without context takeover on our side) and shares it by reference across
+/// every target's send queue (a server's queue references the one buffer; a
 /// client's must mask, so it copies). All targets must belong to the calling
-/// thread's loop.
+/// thread's loop. Text that is not UTF-8: every status is `error`.
 broadcast_result broadcast(std::span<websocket* const> targets, message_type type,
                            std::span<const std::byte> data, const broadcast_options& opts = {});
+/// The same with a message the caller prepared (and may send again).
+broadcast_result broadcast(std::span<websocket* const> targets, const prepared_message& message,
+                           const broadcast_options& opts = {});
 
 // ---------------------------------------------------------------------------
 // Server
@@ -425,6 +429,12 @@ class server {
   /// task posted to them, sharing one copy of the payload. Thread-safe.
   broadcast_result broadcast(message_type type, std::span<const std::byte> data,
                              const broadcast_options& opts = {});
+  /// The same with a message the caller prepared (compressed, if wanted,
+  /// with this server's settings.deflate; see prepare()).
+  broadcast_result broadcast(const prepared_message& message, const broadcast_options& opts = {});
+  /// A message prepared with this server's deflate settings, compressed
+  /// once when permessage-deflate is enabled.
+  prepared_message prepare(message_type type, std::span<const std::byte> data) const;
   /// The open connections of the calling thread's loop (loop thread only).
   std::vector<websocket*> connections() const;
 
