@@ -72,6 +72,30 @@ if [ -d build-bench ]; then
   fi
 fi
 
+# The Asio adapter under the thread sanitizer (build-tsan): only the 'asio'
+# suite (its coroutine API, the facade attached to 1- and 4-thread
+# io_contexts, the behaviour suite on asio with one thread and with a
+# 4-thread io_context) and only the targets it needs, to keep it short.
+if grep -q "have_asio" adapters/meson.build && [ -f /usr/include/asio.hpp ]; then
+  echo "== thread sanitizer build (build-tsan, suite asio)"
+  if [ ! -d build-tsan ]; then
+    meson setup build-tsan -Dwerror=$werror -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debug -Doptimization=1 >/dev/null ||
+      { echo "meson setup build-tsan failed"; status=1; total_fail=$((total_fail + 1)); }
+  fi
+  if [ -d build-tsan ]; then
+    if ninja -C build-tsan -j"$jobs" tests/asio/test_asio_api tests/asio/test_asio_loop tools/test_adapters >build-tsan.build.log 2>&1; then
+      TSAN_OPTIONS=halt_on_error=1 meson test -C build-tsan --no-rebuild --suite asio --print-errorlogs \
+        --num-processes "$jobs" >build-tsan.test.log 2>&1 || status=1
+      tail -8 build-tsan.test.log
+      read -r p f < <(python3 scripts/count_tests.py build-tsan/meson-logs/testlog.json)
+      echo "build-tsan: $p passed, $f failed"
+      total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
+    else
+      tail -50 build-tsan.build.log; echo "build build-tsan failed"; status=1; total_fail=$((total_fail + 1))
+    fi
+  fi
+fi
+
 # The fuzzers (fuzz/), when clang is there: each runs FUZZ_SECONDS (30 by
 # default) from its committed corpus, one at a time, and counts as one test.
 if command -v clang++ >/dev/null 2>&1; then

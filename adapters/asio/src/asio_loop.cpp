@@ -41,6 +41,10 @@
 #include <asio/strand.hpp>
 #include <cerrno>
 #include <climits>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
 #include <system_error>
 
 #include "gust/asio_loop.hpp"
@@ -95,11 +99,22 @@ class asio_loop final : public loop_base {
         timer_(std::make_unique<::asio::steady_timer>(ex_)) {
     reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     rbuf_ = std::make_unique_for_overwrite<std::byte[]>(read_buffer_size);
+    if (const char* env = std::getenv("GUST_ASIO_THREADS"); env && std::atoi(env) > 1) start_pool(std::atoi(env));
   }
 
   ~asio_loop() override {
     join_helpers();
     *alive_ = false;
+    if (!pool_.empty()) {
+      // The strand is parked here: stop the pool, then let it go.
+      ioc_->stop();
+      {
+        std::lock_guard lk(gate_m_);
+        ++openings_;
+      }
+      gate_cv_.notify_all();
+      for (auto& t : pool_) t.join();
+    }
     // Sockets before the io_context they belong to (the base's sessions
     // outlive this class's members).
     for (auto& s : slots_)
@@ -147,6 +162,7 @@ class asio_loop final : public loop_base {
 
   void backend_poll(std::optional<time_point> deadline, bool nonblocking) override {
     if (attached_) return;  // the user's executor runs this loop: see attach()
+    if (!pool_.empty()) return pool_poll(deadline, nonblocking);
     if (ioc_->stopped()) ioc_->restart();
     if (!nonblocking) {
       // A steady_timer (a timerfd under Asio's epoll reactor) rather than
@@ -161,6 +177,14 @@ class asio_loop final : public loop_base {
   }
 
   void backend_wake() override {
+    if (!pool_.empty()) {
+      {
+        std::lock_guard lk(gate_m_);
+        wake_ = true;
+      }
+      gate_cv_.notify_all();
+      return;
+    }
     if (attached_) {
       // Posted tasks (and stop) are picked up by a turn on the strand.
       if (wake_posted_.exchange(true)) return;
@@ -290,9 +314,18 @@ class asio_loop final : public loop_base {
   // this thread); afterwards, attached, run the rest of the loop's turn.
   void enter() {
     now_ = clock::now();
-    if (attached_) set_loop_thread(std::this_thread::get_id());
+    if (attached_ || !pool_.empty()) set_loop_thread(std::this_thread::get_id());
   }
   void leave() {
+    if (!pool_.empty()) {
+      set_loop_thread(run_thread_);
+      {
+        std::lock_guard lk(gate_m_);
+        activity_ = true;
+      }
+      gate_cv_.notify_all();
+      return;
+    }
     if (!attached_) return;
     run_posted();
     run_timers();
@@ -305,6 +338,62 @@ class asio_loop final : public loop_base {
       tracked_ = ::asio::prefer(ex_, ::asio::execution::outstanding_work.tracked);
     }
     set_loop_thread({});
+  }
+
+  // ---- pool mode -----------------------------------------------------------------
+  //
+  // A test and tuning knob (GUST_ASIO_THREADS=N, N > 1): the same loop, with
+  // its io_context run by N threads. run()'s thread owns the loop's state
+  // except inside backend_poll, where it opens the gate: the strand's
+  // handlers then run on the pool's threads (the reactor on any of them)
+  // until one has run, a wake, or the deadline; then a blocker posted to the
+  // strand parks it again (after the handlers queued before it) and run()
+  // goes on. The mutex hand-off orders every access to the loop's state.
+
+  void start_pool(int n) {
+    ex_ = ::asio::make_strand(ioc_->get_executor());
+    timer_ = std::make_unique<::asio::steady_timer>(ex_);
+    for (int i = 0; i < n; ++i) pool_.emplace_back([this] { ioc_->run(); });
+    park();
+  }
+
+  // The blocker waits for the next opening (a count, not a flag: the gate
+  // may open and close again before the previous blocker wakes).
+  void park() {
+    std::uint64_t gen;
+    {
+      std::lock_guard lk(gate_m_);
+      parked_ = false;
+      gen = openings_;
+    }
+    ::asio::post(ex_, [this, gen] {
+      std::unique_lock lk(gate_m_);
+      parked_ = true;
+      gate_cv_.notify_all();
+      gate_cv_.wait(lk, [&] { return openings_ > gen; });
+    });
+    std::unique_lock lk(gate_m_);
+    gate_cv_.wait(lk, [&] { return parked_; });
+  }
+
+  void pool_poll(std::optional<time_point> deadline, bool nonblocking) {
+    run_thread_ = std::this_thread::get_id();
+    {
+      std::unique_lock lk(gate_m_);
+      ++openings_;
+      gate_cv_.notify_all();
+      auto ready = [&] { return activity_ || wake_; };
+      if (!nonblocking) {
+        if (deadline)
+          gate_cv_.wait_until(lk, *deadline, ready);
+        else
+          gate_cv_.wait(lk, ready);
+      }
+      activity_ = wake_ = false;
+    }
+    park();
+    set_loop_thread(run_thread_);
+    now_ = clock::now();
   }
 
   void arm_timer(std::optional<time_point> t) {
@@ -466,8 +555,17 @@ class asio_loop final : public loop_base {
             /*keep_alive=*/false);
   }
 
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::shared_ptr<std::atomic<bool>> alive_ = std::make_shared<std::atomic<bool>>(true);
   bool attached_ = false;
+  // Pool mode (GUST_ASIO_THREADS): the owned io_context is run by pool
+  // threads; the loop's state is handed between run()'s thread and the
+  // strand through a gate (see backend_poll).
+  std::vector<std::thread> pool_;
+  std::mutex gate_m_;
+  std::condition_variable gate_cv_;
+  bool parked_ = false, activity_ = false, wake_ = false;
+  std::uint64_t openings_ = 0;
+  std::thread::id run_thread_{};
   std::atomic<bool> wake_posted_{false};
   std::unique_ptr<::asio::io_context> ioc_;
   ::asio::any_io_executor ex_;
