@@ -32,7 +32,7 @@ class F:
 
 class Case:
     def __init__(self, name, send, expect=(), end="open", chop=None, rtt=False, roles=("server", "client"),
-                 known_failure=None, max_frame=None, quiet=False, offer=None, answer=None):
+                 known_failure=None, max_frame=None, quiet=False, offer=None, answer=None, gust_closes=None):
         self.name, self.send, self.expect, self.end = name, send, list(expect), end
         # None: one write; "frames": one write per frame; n: writes of n
         # bytes; ("at", i, [offsets]): cut at these payload offsets of frame i.
@@ -44,6 +44,10 @@ class Case:
         self.quiet = quiet  # client role: check nothing more comes after the end
         self.offer = offer  # deflate, server role: our Sec-WebSocket-Extensions offer
         self.answer = answer  # deflate, client role: our answer's parameters
+        # Client role: gust connect runs without --echo and with its input at
+        # EOF, so it sends a close 1000 first; this is what it must print.
+        # end="closed": after the expectations, nothing more (no second close).
+        self.gust_closes = gust_closes
 
     @property
     def family(self):
@@ -504,6 +508,9 @@ def family7():
              [F(TEXT, b"fragment1"), cp, F(FIN | CONT, b"fragment2")], end=("close", 1000), quiet=True),
         Case("7.1.6 256 KiB text, close, ping in TCP writes of 4096 bytes", [F(FIN | TEXT, big), cp, F(FIN | PING, b"Hello World!")],
              [msg(TEXT, big)], end=("close", 1000), chop=4096, quiet=True),
+        Case("7.1.3 counterpart: after gust's close, our text arrives, our ping is answered, no second close",
+             [F(FIN | TEXT, b"still here"), F(FIN | PING, b"are you there"), F(FIN | CLOSE, close_payload(1000, b"bye too"))],
+             [pong(b"are you there")], end="closed", roles=("client",), gust_closes=b"still here\n"),
         Case("7.3.1 close with an empty payload: echoed empty", [F(FIN | CLOSE)], end=("close", None)),
         Case("7.3.2 close with a 1-byte payload", [F(FIN | CLOSE, b"*")], end=("fail", 1002)),
         Case("7.3.3 close 1000 without reason", [cp], end=("close", 1000)),

@@ -364,6 +364,8 @@ def play(case, conn, role):
     """Runs one case on an open connection; raises Failure."""
     sender = None
     errors = []
+    if case.gust_closes is not None:
+        check_close(conn.data_event(), 1000, "gust connect with its input at EOF closes first")
     if case.rtt:
         for i, (f, item) in enumerate(zip(case.send, case.expect)):
             conn.write_all(conn.writes([f], case.chop))
@@ -395,6 +397,11 @@ def play(case, conn, role):
             and conn.compressed_echoes == 0:
         raise Failure("no echo came back compressed, though messages of 1 KiB and more were sent")
     end = case.end
+    if end == "closed":  # the close handshake is over: nothing more
+        r = conn.raw_frame(0.3)
+        if r not in ("timeout", "eof"):
+            raise Failure(f"frame after the close handshake: op {r[0] & 15} len {len(r[1])}")
+        return
     if end == "open":
         conn.send_close(1000)
         check_close(conn.data_event(), 1000, "after our close 1000")
@@ -587,11 +594,12 @@ def serve_cases(cases, deflate, res):
     lsock.listen(8)
     lsock.settimeout(10)
     url = f"ws://127.0.0.1:{lsock.getsockname()[1]}/"
-    args = [GUST, "connect", url, "--echo", "--max-size", MAX_SIZE] + (["--deflate"] if deflate else [])
+    args = [GUST, "connect", url, "--max-size", MAX_SIZE] + (["--deflate"] if deflate else [])
     for case in cases:
         t0 = time.time()
         error = None
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        echo = [] if case.gust_closes is not None else ["--echo"]
+        proc = subprocess.Popen(args + echo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         conn = None
         try:
             s, _ = lsock.accept()
@@ -606,12 +614,14 @@ def serve_cases(cases, deflate, res):
             if conn:
                 conn.s.close()
         try:
-            _, err = proc.communicate(timeout=10)
+            out, err = proc.communicate(timeout=10)
             # gust connect exits 0 after a clean close with 1000, 1001 or 1005.
             end = case.end
-            want = 0 if end == "open" or (end[0] == "close" and end[1] in (1000, 1001, None)) else 1
+            want = 0 if end in ("open", "closed") or (end[0] == "close" and end[1] in (1000, 1001, None)) else 1
             if error is None and proc.returncode != want:
                 error = f"gust connect exited {proc.returncode}, expected {want} ({err.decode(errors='replace').strip()})"
+            if error is None and case.gust_closes is not None and out != case.gust_closes:
+                error = f"gust connect printed {out!r}, expected {case.gust_closes!r}"
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
