@@ -4,7 +4,7 @@
 // operations that interleave the peer's bytes (raw, as frames, as canned
 // handshakes; delivered in pieces of chosen sizes, through receive() or
 // prepare()/commit()) with the application's calls (pull events, accept,
-// reject, respond, send, send_shared, send_fragment, ping, pong, close, fail,
+// reject, respond, send, send_shared, send_prepared, send_fragment, ping, pong, close, fail,
 // consume output, receive_eof) and with time (advance the virtual clock by a
 // chosen step or to the next deadline; on_timeout or not).
 //
@@ -43,7 +43,9 @@
 //     6 REJECT         v: reject(400 + v), a&1: respond(200 + v)
 //                      (client: pull one event)
 //     7 SEND           v, len, payload: v&1 text, v&2 send_shared, v&4
-//                      send(type, ...), v&8 made valid UTF-8, v>>4 repeats
+//                      send(type, ...), both: send_prepared (v&0x10
+//                      compressed with window 9 + v>>5), v&8 made valid
+//                      UTF-8, v>>4 repeats
 //     8 FRAGMENT       v, len, payload: v&1 text, v&2 fin, v&8 valid UTF-8
 //     9 PING           len, payload (above 125 must be refused)
 //    10 PONG           len, payload
@@ -82,6 +84,7 @@
 #include <vector>
 
 #include "handshake_server.hpp"
+#include "gust/prepared_message.hpp"
 #include "support.hpp"
 
 using namespace gust;
@@ -394,7 +397,16 @@ class driver {
     const state st = conn_->state();
     const std::size_t buffered = conn_->buffered_amount();
     std::error_code ec;
-    if (v & 2) {
+    if ((v & 6) == 6) {
+      // A broadcast's prepared message, compressed with a window that may
+      // or may not suit this connection's agreement.
+      deflate_options z;
+      z.enabled = true;
+      z.min_size = 0;
+      z.server_max_window_bits = 9 + (v >> 5);
+      const prepared_message m(type, as_bytes(payload), nullptr, (v & 0x10) ? &z : nullptr);
+      ec = conn_->send_prepared(m);
+    } else if (v & 2) {
       auto owner = std::make_shared<std::string>(payload);
       ec = conn_->send_shared(type, as_bytes(*owner), owner);
       // Only the connection keeps `owner` alive now: ASan sees it if the

@@ -768,10 +768,40 @@ TEST_SUITE("adapters: many connections and shutdown") {
     CHECK(close->opcode == 8);
     CHECK(close->payload.substr(0, 2) == std::string("\x03\xf4", 2));  // 1012
     CHECK(close->payload.substr(2) == "restart");
+    // While a connection is still closing, a request arriving on a socket
+    // accepted before the shutdown is answered 503.
+    CHECK(pending.upgrade().rfind("HTTP/1.1 503", 0) == 0);
     REQUIRE(open_one.send(raw_peer::frame(0x88, close->payload.substr(0, 2))));
     CHECK(open_one.eof_within(5s));
-    CHECK(pending.upgrade().rfind("HTTP/1.1 503", 0) == 0);
     CHECK(st.join(10s));
+  }
+
+  ADAPTER_TEST("shutdown is not held up by idle sockets that never sent a byte") {
+    // Browsers open spare connections ahead of need (preconnects); once
+    // every real connection is closed, those are closed too, well before
+    // the close timeout.
+    auto cfg = echo_config(T::kind);
+    cfg.settings.timeouts.close_timeout = 10s;
+    cfg.settings.timeouts.open_timeout = 30s;
+    server_thread st(std::move(cfg));
+    REQUIRE(!st.listen_error);
+    raw_peer open_one(st.port());
+    REQUIRE(open_one.upgrade().rfind("HTTP/1.1 101", 0) == 0);
+    std::vector<std::unique_ptr<raw_peer>> idle;
+    for (int i = 0; i < 3; ++i) {
+      idle.push_back(std::make_unique<raw_peer>(st.port()));
+      REQUIRE(idle.back()->connected);
+    }
+    std::this_thread::sleep_for(50ms);
+    const auto t0 = clock::now();
+    st.srv().shutdown();
+    auto close = open_one.read_frame();
+    REQUIRE(close);
+    CHECK(close->opcode == 8);
+    REQUIRE(open_one.send(raw_peer::frame(0x88, close->payload.substr(0, 2))));
+    CHECK(st.join(5s));
+    CHECK(clock::now() - t0 < 3s);
+    for (auto& p : idle) CHECK(p->eof_within(2s));
   }
 
   ADAPTER_TEST("close(close_connections=false): stop accepting, open connections go on") {

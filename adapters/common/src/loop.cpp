@@ -524,6 +524,7 @@ void loop_base::flush_dirty() {
 void loop_base::on_input(websocket& ws, std::span<std::byte> data) {
   if (ws.finished_ || !ws.conn_) return;
   counters::bump(ws.ctr_->bytes_in, data.size());
+  ws.received_ = true;
   ws.conn_->receive(data, now_);
   ws.holds_borrowed_ = true;
   batch_ = data;

@@ -20,6 +20,7 @@ class server_state {
     int fd = -1;
     std::unique_ptr<counters> ctr = std::make_unique<counters>();
     bool shutting_down = false;
+    bool closing_all = false;  // shutdown with close_connections
   };
   std::vector<per_loop> per;
   endpoint bound;
@@ -35,6 +36,11 @@ class server_state {
   void on_request(websocket& ws, const http::request& req);
   bool plain_http(websocket& ws, const handshake_failure& f);
   void do_shutdown(std::size_t i, const shutdown_options& opts);
+  /// Closing everything: once no connection but idle ones (accepted, not a
+  /// byte received: browsers' preconnects) is left, close those too, so
+  /// they never hold the shutdown up. Until then a request arriving on one
+  /// still gets its 503.
+  void close_idle_when_done(loop_base& loop);
   std::vector<websocket*> local_connections(loop_base& l) const;
   void abandon_all();
 };

@@ -143,6 +143,8 @@ void server_state::do_shutdown(std::size_t i, const shutdown_options& opts) {
     else if (ws.conn_ && ws.conn_->state() == gust::state::open)
       (void)ws.close(opts.code, opts.reason);
   });
+  p.closing_all = true;
+  close_idle_when_done(loop);
   // The close handshakes are bounded by close_timeout; past it (a peer that
   // neither answers nor closes), every remaining socket is closed.
   duration bound = cfg.settings.timeouts.close_timeout;
@@ -186,6 +188,22 @@ bool loop_base::server_plain_http(websocket& ws, const handshake_failure& f) {
 
 void loop_base::session_ended(websocket& ws) {
   if (ws.client_) ws.client_->on_session_end(ws);
+  if (ws.server_) ws.server_->close_idle_when_done(*this);
+}
+
+void server_state::close_idle_when_done(loop_base& loop) {
+  if (!of(loop).closing_all) return;
+  auto idle = [](const websocket& ws) {
+    return !ws.received_ && ws.conn_ && ws.conn_->state() == gust::state::connecting;
+  };
+  bool others = false;
+  loop.for_each_session([&](websocket& ws) {
+    if (ws.server_ == this && !idle(ws)) others = true;
+  });
+  if (others) return;
+  loop.for_each_session([&](websocket& ws) {
+    if (ws.server_ == this) loop.close_now(ws);
+  });
 }
 
 }  // namespace detail

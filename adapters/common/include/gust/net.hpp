@@ -297,6 +297,7 @@ class websocket {
   std::uint32_t slot_ = 0, serial_ = 0;
   std::uint32_t open_index_ = UINT32_MAX;
   bool answered_ = false;       // server: on_request answered
+  bool received_ = false;       // any byte read from the peer
   bool opened_ = false;         // open event delivered
   bool closed_delivered_ = false;
   bool over_limit_ = false;
