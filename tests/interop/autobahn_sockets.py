@@ -32,7 +32,7 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import autobahn_cases as ab  # noqa: E402
-from autobahn_cases import CLOSE, CONT, FIN, PING, PONG, RSV1, TEXT  # noqa: E402
+from autobahn_cases import CLOSE, CONT, FIN, PING, PONG, RSV1  # noqa: E402
 
 READ_TIMEOUT = 5.0
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -507,7 +507,7 @@ def server_handshake(conn, deflate, case):
 
 class Results:
     def __init__(self, role, verbose):
-        self.role, self.verbose = role, verbose
+        self.verbose = verbose
         self.passed = self.failed = self.known = 0
         self.families = {}
         self.lock = threading.Lock()
