@@ -1,16 +1,21 @@
 // The reference for the echo measurement: a small Boost.Beast WebSocket echo
 // server (asynchronous, one thread, one io_context), in the shape of Beast's
-// own websocket_server_async example. Compression off, like `gust serve`.
+// own websocket_server_async example. Compression off, like `gust serve`,
+// unless --deflate (permessage-deflate offered, Beast's default settings),
+// like `gust serve --deflate`.
 //
-//   beast_echo_server PORT      prints "listening on ws://127.0.0.1:PORT/"
+//   beast_echo_server PORT [--deflate]   prints "listening on ws://127.0.0.1:PORT/"
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <string_view>
 
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
@@ -19,7 +24,13 @@ using tcp = net::ip::tcp;
 
 class session : public std::enable_shared_from_this<session> {
  public:
-  explicit session(tcp::socket&& s) : ws_(std::move(s)) {}
+  session(tcp::socket&& s, bool deflate) : ws_(std::move(s)) {
+    if (deflate) {
+      websocket::permessage_deflate pmd;
+      pmd.server_enable = true;
+      ws_.set_option(pmd);
+    }
+  }
   void run() {
     ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
     beast::get_lowest_layer(ws_).socket().set_option(tcp::no_delay(true));
@@ -47,7 +58,7 @@ class session : public std::enable_shared_from_this<session> {
 
 class listener : public std::enable_shared_from_this<listener> {
  public:
-  listener(net::io_context& ioc, tcp::endpoint ep) : ioc_(ioc), acceptor_(ioc) {
+  listener(net::io_context& ioc, tcp::endpoint ep, bool deflate) : ioc_(ioc), acceptor_(ioc), deflate_(deflate) {
     acceptor_.open(ep.protocol());
     acceptor_.set_option(net::socket_base::reuse_address(true));
     acceptor_.bind(ep);
@@ -56,7 +67,7 @@ class listener : public std::enable_shared_from_this<listener> {
   unsigned short port() const { return acceptor_.local_endpoint().port(); }
   void accept() {
     acceptor_.async_accept(net::make_strand(ioc_), [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
-      if (!ec) std::make_shared<session>(std::move(s))->run();
+      if (!ec) std::make_shared<session>(std::move(s), self->deflate_)->run();
       self->accept();
     });
   }
@@ -64,12 +75,20 @@ class listener : public std::enable_shared_from_this<listener> {
  private:
   net::io_context& ioc_;
   tcp::acceptor acceptor_;
+  bool deflate_;
 };
 
 int main(int argc, char** argv) {
   const auto port = static_cast<unsigned short>(argc > 1 ? std::atoi(argv[1]) : 0);
+  const bool deflate = argc > 2 && std::string_view(argv[2]) == "--deflate";
+  // The idle measurement holds 10,000 connections.
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
   net::io_context ioc{1};
-  auto l = std::make_shared<listener>(ioc, tcp::endpoint{net::ip::make_address("127.0.0.1"), port});
+  auto l = std::make_shared<listener>(ioc, tcp::endpoint{net::ip::make_address("127.0.0.1"), port}, deflate);
   l->accept();
   std::printf("listening on ws://127.0.0.1:%u/\n", unsigned(l->port()));
   std::fflush(stdout);
