@@ -12,6 +12,7 @@ packages=(
   libasio-dev                                # Asio adapter
   python3-websockets node-ws                 # interop peers (tests/interop)
   chromium                                   # the chat page in a browser (tests/interop)
+  gnuplot-nox                                # bench/compare: the plot
 )
 
 # Wanted but not required: without them the fuzzers do not run (the replay
