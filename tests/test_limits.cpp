@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "gust/output_pool.hpp"
 #include "support/roles.hpp"
 #include "support/wire.hpp"
 
@@ -814,6 +815,43 @@ TEST_SUITE("limits: memory accounting") {
       CHECK(got == 3 * 2001);
       CHECK(largest_input <= 1024);
       CHECK(c.memory().input == 0);
+    });
+  }
+
+  TEST_CASE("with an output_pool an idle connection holds no output storage, and echoing does not allocate") {
+    gust::output_pool pool;
+    gust::settings s;
+    s.output_pool = &pool;
+    s.timeouts.ping_interval = {};
+    both_roles(s, [&pool](connection& c, virtual_clock& clk, bool server) {
+      // Drained after the handshake: the storage went back to the pool.
+      (void)take_output(c);
+      const std::size_t idle = c.memory().output;
+      CHECK(idle < 512);  // the two inline pong slots, no arena
+      CHECK(pool.cached() >= 1);
+      std::string wire;
+      for (int i = 0; i < 8; ++i) wire += peer_frame(server, 0x82, std::string(100, 'e'));
+      // Warm-up round, then 100 rounds of "receive 8, send 8 back, drain"
+      // with no allocation at all.
+      std::size_t allocations = 0;
+      for (int round = 0; round < 101; ++round) {
+        std::string in = wire;
+        std::optional<largest_allocation> track;
+        if (round > 0) track.emplace();
+        c.receive(std::as_writable_bytes(std::span(in.data(), in.size())), clk.now);
+        while (auto e = c.next_event(clk.now)) {
+          auto* m = std::get_if<message_event>(&*e);
+          REQUIRE(m);
+          REQUIRE(!c.send(m->type, m->data));
+        }
+        CHECK(c.memory().output > idle);  // borrowed while bytes are queued
+        std::size_t n = 0;
+        for (const auto& b : c.pending_output()) n += b.size;
+        REQUIRE(!c.consume_output(n));
+        CHECK(c.memory().output == idle);
+        if (track) allocations += track->count();
+      }
+      CHECK(allocations == 0);
     });
   }
 

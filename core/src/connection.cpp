@@ -102,6 +102,7 @@ std::string_view to_string(close_cause c) noexcept {
 struct connection::impl {
   impl(gust::role r, time_point now, gust::settings s) : role(r), cfg(std::move(s)) {
     if (cfg.timeouts.open_timeout.count() > 0) open_deadline = now + cfg.timeouts.open_timeout;
+    out.use_pool(cfg.output_pool);
   }
 
   // ---- configuration and state -------------------------------------------

@@ -15,7 +15,39 @@ constexpr std::size_t max_iov = 1024;
 
 }  // namespace
 
+output_queue::~output_queue() = default;
+
+// Pooled: storage is taken when the first byte is queued, with the segment
+// and iovec lists that went with it, and given back when the queue drains.
+void output_queue::borrow_arena() {
+  auto& idle = pool_->internals().idle;
+  if (idle.empty()) return;
+  auto& k = idle.back();
+  pool_->internals().bytes -= k.cap + k.segs.capacity() * sizeof(segment) +
+                              k.iov.capacity() * sizeof(const_buffer);
+  arena_ = std::move(k.arena);
+  arena_cap_ = k.cap;
+  if (segs_.capacity() < k.segs.capacity()) segs_.swap(k.segs);
+  if (iov_.capacity() < k.iov.capacity()) iov_.swap(k.iov);
+  idle.pop_back();
+}
+
+void output_queue::give_back() {
+  auto& p = pool_->internals();
+  if (arena_cap_ == 0 && segs_.capacity() == 0 && iov_.capacity() == 0) return;
+  if (p.idle.size() < p.max_cached && arena_cap_ <= arena_keep_limit) {
+    p.bytes += arena_cap_ + segs_.capacity() * sizeof(segment) + iov_.capacity() * sizeof(const_buffer);
+    p.idle.push_back({std::move(arena_), arena_cap_, std::move(segs_), std::move(iov_)});
+  } else {
+    arena_.reset();
+  }
+  arena_cap_ = 0;
+  segs_ = {};
+  iov_ = {};
+}
+
 std::byte* output_queue::arena_alloc(std::size_t n) {
+  if (pool_ && arena_cap_ == 0) borrow_arena();
   if (arena_used_ + n > arena_cap_) {
     // Slide the live bytes down to the start before growing.
     std::size_t live_start = arena_used_;
@@ -51,6 +83,7 @@ std::byte* output_queue::append(std::size_t n, bool frame_start, bool control) {
 void output_queue::append_external(const std::byte* p, std::size_t n,
                                    std::shared_ptr<const void> owner, bool frame_start) {
   if (n == 0) return;
+  if (pool_ && arena_cap_ == 0 && segs_.capacity() == 0) borrow_arena();
   segs_.push_back({kind::external, frame_start, false, 0, n, p, std::move(owner)});
   pending_bytes_ += n;
 }
@@ -81,6 +114,7 @@ std::byte* output_queue::insert_control(std::size_t n) {
 
 void output_queue::queue_pong(const std::byte* frame, std::size_t n) {
   n = std::min(n, pong_slot_size);
+  if (pool_ && arena_cap_ == 0 && segs_.capacity() == 0) borrow_arena();
   for (std::size_t i = head_; i < segs_.size(); ++i) {
     segment& s = segs_[i];
     if (s.k == kind::pong && !started(i)) {
@@ -160,7 +194,9 @@ bool output_queue::consume(std::size_t n) {
     segs_.clear();
     head_ = 0;
     arena_used_ = 0;
-    if (arena_cap_ > arena_keep_limit) {
+    if (pool_) {
+      give_back();
+    } else if (arena_cap_ > arena_keep_limit) {
       arena_.reset();
       arena_cap_ = 0;
     }
@@ -177,3 +213,14 @@ std::size_t output_queue::memory() const noexcept {
 }
 
 }  // namespace gust::detail
+
+namespace gust {
+
+output_pool::output_pool(std::size_t max_cached) : impl_(std::make_unique<impl>()) {
+  impl_->max_cached = max_cached;
+}
+output_pool::~output_pool() = default;
+std::size_t output_pool::memory() const noexcept { return impl_->bytes; }
+std::size_t output_pool::cached() const noexcept { return impl_->idle.size(); }
+
+}  // namespace gust

@@ -19,12 +19,16 @@
 #include <vector>
 
 #include "gust/connection.hpp"
+#include "gust/output_pool.hpp"
 
 namespace gust::detail {
 
 class output_queue {
  public:
   output_queue() = default;
+  ~output_queue();
+  /// Borrow storage from `pool` while bytes are queued (null: keep our own).
+  void use_pool(output_pool* pool) noexcept { pool_ = pool; }
   output_queue(const output_queue&) = delete;
   output_queue& operator=(const output_queue&) = delete;
 
@@ -90,6 +94,27 @@ class output_queue {
   bool pong_in_use_[2] = {false, false};
 
   std::vector<const_buffer> iov_;
+  output_pool* pool_ = nullptr;
+
+  void borrow_arena();
+  void give_back();
+  friend struct gust::output_pool::impl;
 };
 
 }  // namespace gust::detail
+
+namespace gust {
+
+struct output_pool::impl {
+  std::size_t max_cached;
+  struct kit {
+    std::unique_ptr<std::byte[]> arena;
+    std::size_t cap = 0;
+    std::vector<detail::output_queue::segment> segs;
+    std::vector<const_buffer> iov;
+  };
+  std::vector<kit> idle;
+  std::size_t bytes = 0;
+};
+
+}  // namespace gust

@@ -222,7 +222,7 @@ void client_state::on_connected(websocket& ws, std::error_code ec) {
   opts.origin = cfg.origin;
   opts.subprotocols = cfg.subprotocols;
   opts.extra_headers = cfg.headers;
-  ws.conn_ = std::make_unique<client_connection>(loop.now(), std::move(opts), cfg.settings);
+  ws.conn_ = std::make_unique<client_connection>(loop.now(), std::move(opts), loop.pooled(cfg.settings));
   loop.mark_dirty(ws);  // the request is queued: write it
 }
 

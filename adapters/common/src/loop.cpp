@@ -521,6 +521,13 @@ void loop_base::flush_dirty() {
   }
 }
 
+gust::settings loop_base::pooled(const gust::settings& s) {
+  gust::settings out = s;
+  if (!out.output_pool) out.output_pool = &output_pool_;
+  if (!out.deflate.pool) out.deflate.pool = &deflate_pool_;
+  return out;
+}
+
 void loop_base::on_input(websocket& ws, std::span<std::byte> data) {
   if (ws.finished_ || !ws.conn_) return;
   counters::bump(ws.ctr_->bytes_in, data.size());

@@ -45,7 +45,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "gust/deflate_pool.hpp"
 #include "gust/net.hpp"
+#include "gust/output_pool.hpp"
 
 namespace gust::detail {
 
@@ -137,6 +139,10 @@ class loop_base {
   void join_helpers() noexcept { dns_.reset(); }
 
   // ---- connections -------------------------------------------------------
+  /// `s` with this loop's pools for what the application left unset: output
+  /// storage and zlib streams are borrowed while in use, so an idle
+  /// connection holds neither (output_pool.hpp, deflate_pool.hpp).
+  gust::settings pooled(const gust::settings& s);
   /// A new session around a connected (or connecting) socket.
   websocket& adopt(int fd, bool connecting, const endpoint& remote,
                    std::unique_ptr<connection> conn, const handlers* h,
@@ -253,6 +259,9 @@ class loop_base {
   std::optional<time_point> next_wakeup() const;
   bool has_work() const;
 
+  // Declared before the sessions: they borrow from these until destroyed.
+  gust::output_pool output_pool_;
+  gust::deflate_pool deflate_pool_;
   std::vector<std::unique_ptr<websocket>> slots_;
   std::vector<std::uint32_t> free_slots_;
   std::uint32_t next_serial_ = 1;

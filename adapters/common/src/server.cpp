@@ -75,7 +75,7 @@ void server_state::on_accept(std::size_t i, loop_base& loop, int fd, const endpo
   if (remote.family != endpoint::kind::unix_socket) set_nodelay(fd);
   counters::bump(p.ctr->accepted);
   loop.adopt(fd, false, remote,
-             std::make_unique<server_connection>(loop.now(), cfg.settings, cfg.options),
+             std::make_unique<server_connection>(loop.now(), loop.pooled(cfg.settings), cfg.options),
              &cfg.handlers, &cfg.backpressure, p.ctr.get(), this, nullptr);
 }
 
@@ -104,7 +104,7 @@ bool server_state::plain_http(websocket& ws, const handshake_failure& f) {
   loop_base& loop = *ws.loop_;
   server_options opts;
   opts.server_header = cfg.options.server_header;
-  auto responder = std::make_unique<server_connection>(loop.now(), cfg.settings, opts);
+  auto responder = std::make_unique<server_connection>(loop.now(), loop.pooled(cfg.settings), opts);
   std::string head = "GET " + req->target +
                      " HTTP/1.1\r\nHost: gust\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n\r\n";

@@ -1,0 +1,40 @@
+// gust/output_pool.hpp: output storage shared by the connections of one
+// thread.
+//
+// A connection queues what it sends in an arena of its own (so steady-state
+// sending does not allocate). Connections that share a pool
+// (settings.output_pool) borrow that storage when they queue bytes and give
+// it back once everything queued was written: an idle connection holds no
+// output storage, and the pool holds about as many arenas as connections
+// had output in flight at once, not one per connection. Arenas grown past
+// 256 KiB are freed rather than kept, and the pool keeps at most
+// `max_cached` idle ones. Not thread-safe: one per event loop or thread,
+// outliving the connections that use it.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+namespace gust {
+
+class output_pool {
+ public:
+  explicit output_pool(std::size_t max_cached = 256);
+  ~output_pool();
+  output_pool(const output_pool&) = delete;
+  output_pool& operator=(const output_pool&) = delete;
+
+  /// Bytes held by idle storage in the pool (storage lent to a connection
+  /// is counted in its memory().output).
+  std::size_t memory() const noexcept;
+  /// Idle arenas kept.
+  std::size_t cached() const noexcept;
+
+  struct impl;
+  impl& internals() noexcept { return *impl_; }
+
+ private:
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace gust
