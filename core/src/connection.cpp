@@ -193,10 +193,16 @@ struct connection::impl {
   // =========================================================================
   // Input buffer
 
+  // The bytes to parse next. region() also notes which buffer that was,
+  // for need_input(); peek() is for the small-frame path, which never
+  // stalls.
+  std::span<std::byte> peek() const noexcept {
+    if (ipos < iend || !borrowed) return {ibuf.get() + ipos, iend - ipos};
+    return {borrowed + bpos, bend - bpos};
+  }
   std::span<std::byte> region() noexcept {
     region_owned = ipos < iend || !borrowed;
-    if (region_owned) return {ibuf.get() + ipos, iend - ipos};
-    return {borrowed + bpos, bend - bpos};
+    return peek();
   }
   void advance(std::size_t n) noexcept {
     if (ipos < iend || !borrowed) {
@@ -664,7 +670,7 @@ struct connection::impl {
   // read_header + read_payload would do for it, minus their generality;
   // anything else returns nothing and takes that general path.
   bool small_message_ready() const noexcept {
-    const auto in = const_cast<impl*>(this)->region();
+    const auto in = peek();
     if (in.size() < 2 || cfg.limits.max_fragments == 0) return false;
     const auto b0 = static_cast<std::uint8_t>(in[0]);
     const auto b1 = static_cast<std::uint8_t>(in[1]);
@@ -676,7 +682,7 @@ struct connection::impl {
   }
   // Delivers the frame small_message_ready() accepted.
   std::optional<event> small_message() {
-    const auto in = region();
+    const auto in = peek();
     const bool masked = role == gust::role::server;
     const std::size_t len = static_cast<std::uint8_t>(in[1]) & 0x7F;
     const std::size_t hs = masked ? 6 : 2;
