@@ -4,7 +4,7 @@
 set terminal pngcairo size 900,560 noenhanced font ",11"
 set output outfile
 set title plottitle
-set key autotitle columnhead top right
+set key autotitle columnhead top left box opaque
 set logscale x 10
 set xlabel "connections (each one 16 B message in flight)"
 set ylabel "messages/s (median)"
