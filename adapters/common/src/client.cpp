@@ -239,7 +239,12 @@ void client_state::on_handshake_failure(const handshake_failure& f) {
   else
     msg = "opening handshake failed: " + std::string(to_string(f.error));
   if (!f.detail.empty()) msg += " (" + f.detail + ")";
-  report(make_error_code(errc::invalid_state), msg, f);
+  // The engine's open_timeout and our own timer bound the same wait: a
+  // timeout reads the same whichever of them fires first.
+  const std::error_code code = f.error == handshake_error::timeout
+                                   ? make_error_code(std::errc::timed_out)
+                                   : make_error_code(errc::invalid_state);
+  report(code, msg, f);
 }
 
 void client_state::on_session_end(websocket& ws) {
