@@ -221,9 +221,14 @@ struct connection::impl {
     if (icap - iend >= room) return;
     // At least 256: a split frame's tail and the top-ups that complete it
     // then cost one allocation, not one per step.
-    const std::size_t cap = std::max({iend + room, icap * 2, std::size_t{256}});
-    auto grown = std::make_unique_for_overwrite<std::byte[]>(cap);
+    std::size_t cap = std::max({iend + room, icap * 2, std::size_t{256}});
+    std::unique_ptr<std::byte[]> grown;
+    if (cfg.output_pool && cap > input_keep_limit)
+      grown = cfg.output_pool->internals().take_block(cap, cap);
+    else
+      grown = std::make_unique_for_overwrite<std::byte[]>(cap);
     if (iend) std::memcpy(grown.get(), ibuf.get(), iend);
+    release_input_storage();
     ibuf = std::move(grown);
     icap = cap;
   }
@@ -260,10 +265,15 @@ struct connection::impl {
   void drop_input() noexcept {
     ipos = iend = 0;
     borrowed = nullptr;
-    if (icap > input_keep_limit) {
-      ibuf.reset();
-      icap = 0;
-    }
+    if (icap > input_keep_limit) release_input_storage();
+  }
+  // A large buffer goes back to the pool (the next big frame, on any
+  // connection, reuses its pages); a small one is freed.
+  void release_input_storage() noexcept {
+    if (cfg.output_pool && icap > input_keep_limit)
+      cfg.output_pool->internals().give_block(std::move(ibuf), icap);
+    ibuf.reset();
+    icap = 0;
   }
 
   // =========================================================================
@@ -520,8 +530,7 @@ struct connection::impl {
   }
   void drop_input_buffer() noexcept {
     ipos = iend = 0;
-    ibuf.reset();
-    icap = 0;
+    release_input_storage();
   }
 
   std::optional<event> on_eof() {

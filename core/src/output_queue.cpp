@@ -1,6 +1,7 @@
 #include "output_queue.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 namespace gust::detail {
@@ -35,7 +36,11 @@ void output_queue::borrow_arena() {
 void output_queue::give_back() {
   auto& p = pool_->internals();
   if (arena_cap_ == 0 && segs_.capacity() == 0 && iov_.capacity() == 0) return;
-  if (p.idle.size() < p.max_cached && arena_cap_ <= arena_keep_limit) {
+  if (arena_cap_ > arena_keep_limit) {
+    p.give_block(std::move(arena_), arena_cap_);
+    arena_cap_ = 0;
+  }
+  if (p.idle.size() < p.max_cached) {
     p.bytes += arena_cap_ + segs_.capacity() * sizeof(segment) + iov_.capacity() * sizeof(const_buffer);
     p.idle.push_back({std::move(arena_), arena_cap_, std::move(segs_), std::move(iov_)});
   } else {
@@ -61,8 +66,13 @@ std::byte* output_queue::arena_alloc(std::size_t n) {
     }
     if (arena_used_ + n > arena_cap_) {
       std::size_t cap = std::max({arena_cap_ * 2, arena_used_ + n, arena_min_size});
-      auto grown = std::make_unique_for_overwrite<std::byte[]>(cap);
+      std::unique_ptr<std::byte[]> grown;
+      if (pool_ && cap > arena_keep_limit)
+        grown = pool_->internals().take_block(cap, cap);
+      else
+        grown = std::make_unique_for_overwrite<std::byte[]>(cap);
       if (arena_used_) std::memcpy(grown.get(), arena_.get(), arena_used_);
+      if (pool_ && arena_cap_ > arena_keep_limit) pool_->internals().give_block(std::move(arena_), arena_cap_);
       arena_ = std::move(grown);
       arena_cap_ = cap;
     }
@@ -220,6 +230,38 @@ output_pool::output_pool(std::size_t max_cached) : impl_(std::make_unique<impl>(
   impl_->max_cached = max_cached;
 }
 output_pool::~output_pool() = default;
+
+std::unique_ptr<std::byte[]> output_pool::impl::take_block(std::size_t min, std::size_t& cap) {
+  std::size_t best = blocks.size();
+  for (std::size_t i = 0; i < blocks.size(); ++i)
+    if (blocks[i].cap >= min && (best == blocks.size() || blocks[i].cap < blocks[best].cap)) best = i;
+  if (best == blocks.size()) {
+    // Size classes an eighth of a power of two apart, so that the input of
+    // a frame and the output of its echo, a few bytes apart, can later use
+    // each other's block.
+    const std::size_t step = std::max<std::size_t>(std::bit_ceil(min) / 8, 4096);
+    cap = (min + step - 1) / step * step;
+    return std::make_unique_for_overwrite<std::byte[]>(cap);
+  }
+  auto p = std::move(blocks[best].p);
+  cap = blocks[best].cap;
+  bytes -= cap;
+  blocks.erase(blocks.begin() + static_cast<std::ptrdiff_t>(best));
+  return p;
+}
+
+void output_pool::impl::give_block(std::unique_ptr<std::byte[]> p, std::size_t cap) noexcept {
+  if (!p || cap > max_block_size) return;
+  if (blocks.size() == max_blocks) {
+    auto smallest = std::min_element(blocks.begin(), blocks.end(),
+                                     [](const block& a, const block& b) { return a.cap < b.cap; });
+    if (smallest->cap >= cap) return;
+    bytes -= smallest->cap;
+    blocks.erase(smallest);
+  }
+  bytes += cap;
+  blocks.push_back({std::move(p), cap});
+}
 std::size_t output_pool::memory() const noexcept { return impl_->bytes; }
 std::size_t output_pool::cached() const noexcept { return impl_->idle.size(); }
 

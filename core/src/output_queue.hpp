@@ -114,7 +114,24 @@ struct output_pool::impl {
     std::vector<const_buffer> iov;
   };
   std::vector<kit> idle;
+  // Large buffers (input of a big frame, output of a big message) kept for
+  // the next big message on any connection: freeing them would hand the
+  // pages back to the kernel and fault them in again each time.
+  struct block {
+    std::unique_ptr<std::byte[]> p;
+    std::size_t cap = 0;
+  };
+  static constexpr std::size_t max_blocks = 4;
+  static constexpr std::size_t max_block_size = std::size_t{64} << 20;
+  std::vector<block> blocks;
   std::size_t bytes = 0;
+
+  /// The smallest kept block of at least `min` bytes (its size in `cap`), or
+  /// a new one of `min`.
+  std::unique_ptr<std::byte[]> take_block(std::size_t min, std::size_t& cap);
+  /// Keeps `p` for reuse, or frees it (too big, or only smaller than every
+  /// kept one while the pool is full).
+  void give_block(std::unique_ptr<std::byte[]> p, std::size_t cap) noexcept;
 };
 
 }  // namespace gust
