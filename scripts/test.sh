@@ -84,7 +84,12 @@ if grep -q "have_asio" adapters/meson.build && [ -f /usr/include/asio.hpp ]; the
   fi
   if [ -d build-tsan ]; then
     if ninja -C build-tsan -j"$jobs" tests/asio/test_asio_api tests/asio/test_asio_loop tools/test_adapters >build-tsan.build.log 2>&1; then
+      # Left out here (they run in the two builds above): the RSS bound of
+      # 10,000 silent connections (the sanitizer's shadow memory triples
+      # RSS) and the 503-during-shutdown window, which the sanitizer's
+      # slowdown closes before the request arrives (for every adapter).
       TSAN_OPTIONS=halt_on_error=1 meson test -C build-tsan --no-rebuild --suite asio --print-errorlogs \
+        --test-args='-tce=*stay?silent*,*gets?503*' \
         --num-processes "$jobs" >build-tsan.test.log 2>&1 || status=1
       tail -8 build-tsan.test.log
       read -r p f < <(python3 scripts/count_tests.py build-tsan/meson-logs/testlog.json)
