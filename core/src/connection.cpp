@@ -113,16 +113,24 @@ struct connection::impl {
   bool eof = false;
 
   // ---- opening handshake -------------------------------------------------
-  server_options sopts;
-  std::optional<detail::request_parser> req_parser;
-  detail::upgrade_request upgrade;
+  // What only the handshake needs lives apart and is freed once the
+  // connection is open: an open connection keeps only the request (server)
+  // or the response (client), for request()/open_event.
+  struct handshake_state {
+    server_options sopts;
+    std::optional<detail::request_parser> req_parser;
+    detail::upgrade_request upgrade;
+    client_options copts;
+    std::string key;
+    std::optional<detail::response_parser> resp_parser;
+    handshake_failure failure;
+  };
+  std::unique_ptr<handshake_state> hs = std::make_unique<handshake_state>();
+  std::unique_ptr<http::request> kept_request;
+  std::unique_ptr<http::response> kept_response;
   bool awaiting_answer = false;
-  client_options copts;
-  std::string key;
-  std::optional<detail::response_parser> resp_parser;
   std::string subprotocol;
   std::string extensions;
-  handshake_failure failure;
 
   // ---- input -------------------------------------------------------------
   std::unique_ptr<std::byte[]> ibuf;
@@ -484,7 +492,7 @@ struct connection::impl {
 
   void handshake_fail(handshake_error e, std::string_view detail_text,
                       std::optional<http::response> response = std::nullopt) {
-    failure = handshake_failure{e, std::string(detail_text), std::move(response)};
+    hs->failure = handshake_failure{e, std::string(detail_text), std::move(response)};
     st = gust::state::closed;
     transport_close = true;
     open_deadline.reset();
@@ -497,7 +505,7 @@ struct connection::impl {
     http::headers fields;
     if (status == 426) fields.add("Sec-WebSocket-Version", "13");
     queue_handshake_bytes(detail::write_response(status, detail::status_reason(status), fields,
-                                                 reason, sopts.server_header));
+                                                 reason, hs->sopts.server_header));
     handshake_fail(e, reason);
   }
 
@@ -537,16 +545,16 @@ struct connection::impl {
     stash_borrowed();
     switch (st) {
       case gust::state::connecting:
-        if (role == gust::role::client && resp_parser) {
-          resp_parser->feed_eof();
-          if (resp_parser->status() == detail::parse_status::done) return client_response_done();
+        if (role == gust::role::client && hs->resp_parser) {
+          hs->resp_parser->feed_eof();
+          if (hs->resp_parser->status() == detail::parse_status::done) return client_response_done();
         }
         if (awaiting_answer) return std::nullopt;  // the request is complete; answer it
         handshake_fail(handshake_error::eof, "the transport ended during the opening handshake",
-                       resp_parser && resp_parser->status() == detail::parse_status::done
-                           ? std::optional<http::response>(resp_parser->response())
+                       hs->resp_parser && hs->resp_parser->status() == detail::parse_status::done
+                           ? std::optional<http::response>(hs->resp_parser->response())
                            : std::nullopt);
-        return handshake_failure_event{&failure};
+        return handshake_failure_event{&hs->failure};
       case gust::state::open:
       case gust::state::closing:
         // 7.1.5: no close frame received: 1006. If we had sent ours, we
@@ -574,40 +582,40 @@ struct connection::impl {
                     "data sent before the handshake response passed max_handshake_size");
       borrowed = nullptr;
       drop_input_buffer();
-      return handshake_failure_event{&failure};
+      return handshake_failure_event{&hs->failure};
     }
     auto in = region();
-    advance(req_parser->feed(in));
-    switch (req_parser->status()) {
+    advance(hs->req_parser->feed(in));
+    switch (hs->req_parser->status()) {
       case detail::parse_status::need_more:
         return need_input();
       case detail::parse_status::error: {
-        const auto& err = req_parser->error();
+        const auto& err = hs->req_parser->error();
         server_refuse(err.status, parse_failure(err.status), err.reason);
-        return handshake_failure_event{&failure};
+        return handshake_failure_event{&hs->failure};
       }
       case detail::parse_status::done:
         break;
     }
-    if (auto rejection = detail::validate_upgrade_request(req_parser->request(), sopts, upgrade)) {
+    if (auto rejection = detail::validate_upgrade_request(hs->req_parser->request(), hs->sopts, hs->upgrade)) {
       server_refuse(rejection->status, rejection->error, rejection->reason);
-      return handshake_failure_event{&failure};
+      return handshake_failure_event{&hs->failure};
     }
     awaiting_answer = true;
-    return request_event{&req_parser->request()};
+    return request_event{&hs->req_parser->request()};
   }
 
   std::optional<event> client_response_done() {
     detail::upgrade_response selected;
-    if (auto f = detail::validate_upgrade_response(resp_parser->response(), key, copts, selected)) {
+    if (auto f = detail::validate_upgrade_response(hs->resp_parser->response(), hs->key, hs->copts, selected)) {
       handshake_fail(f->error, f->detail, std::move(f->response));
-      return handshake_failure_event{&failure};
+      return handshake_failure_event{&hs->failure};
     }
     subprotocol = std::move(selected.subprotocol);
     extensions = std::move(selected.extensions);
     if (auto why = accept_extensions()) {
-      handshake_fail(handshake_error::unexpected_extension, *why, resp_parser->response());
-      return handshake_failure_event{&failure};
+      handshake_fail(handshake_error::unexpected_extension, *why, hs->resp_parser->response());
+      return handshake_failure_event{&hs->failure};
     }
     return std::nullopt;
   }
@@ -636,21 +644,23 @@ struct connection::impl {
 
   std::optional<event> client_handshake(time_point now) {
     auto in = region();
-    advance(resp_parser->feed(in));
-    switch (resp_parser->status()) {
+    advance(hs->resp_parser->feed(in));
+    switch (hs->resp_parser->status()) {
       case detail::parse_status::need_more:
         return need_input();
       case detail::parse_status::error: {
-        const auto& err = resp_parser->error();
+        const auto& err = hs->resp_parser->error();
         handshake_fail(parse_failure(err.status), err.reason);
-        return handshake_failure_event{&failure};
+        return handshake_failure_event{&hs->failure};
       }
       case detail::parse_status::done:
         break;
     }
     if (auto ev = client_response_done()) return ev;
     become_open(now);
-    return open_event{subprotocol, extensions, nullptr, &resp_parser->response()};
+    kept_response = std::make_unique<http::response>(std::move(hs->resp_parser->response()));
+    hs.reset();
+    return open_event{subprotocol, extensions, nullptr, kept_response.get()};
   }
 
   // Unmasks and validates payload bytes in place. false: invalid UTF-8.
@@ -966,11 +976,14 @@ struct connection::impl {
       --deferred_count;
       switch (d) {
         case deferred::open:
-          return open_event{subprotocol, extensions, &req_parser->request(), nullptr};
+          // The request outlives the handshake state, at the same address.
+          kept_request = hs->req_parser->take_request();
+          hs.reset();
+          return open_event{subprotocol, extensions, kept_request.get(), nullptr};
         case deferred::close:
           return close_event_now();
         case deferred::handshake_failure:
-          return handshake_failure_event{&failure};
+          return handshake_failure_event{&hs->failure};
       }
     }
     for (;;) {
@@ -1302,25 +1315,25 @@ memory_usage connection::memory() const noexcept {
 
 server_connection::server_connection(time_point now, gust::settings s, server_options opts)
     : connection(std::make_unique<impl>(gust::role::server, now, std::move(s))) {
-  impl_->sopts = std::move(opts);
-  impl_->req_parser.emplace(impl_->cfg.limits);
+  impl_->hs->sopts = std::move(opts);
+  impl_->hs->req_parser.emplace(impl_->cfg.limits);
 }
 
 std::error_code server_connection::accept(time_point now, accept_options opts) {
   impl& c = *impl_;
   if (!c.awaiting_answer) return errc::no_pending_request;
-  const http::request& req = c.req_parser->request();
+  const http::request& req = c.hs->req_parser->request();
   std::optional<std::string> chosen;
   if (opts.subprotocol) {
     if (!opts.subprotocol->empty()) {
       // 4.2.2: the server selects one of the values the client offered.
-      const auto& offered = c.upgrade.subprotocols;
+      const auto& offered = c.hs->upgrade.subprotocols;
       if (std::find(offered.begin(), offered.end(), *opts.subprotocol) == offered.end())
         return errc::invalid_argument;
       chosen = *opts.subprotocol;
     }
   } else {
-    chosen = detail::select_subprotocol(req, c.upgrade.subprotocols, c.sopts);
+    chosen = detail::select_subprotocol(req, c.hs->upgrade.subprotocols, c.hs->sopts);
   }
   c.subprotocol = chosen.value_or(std::string());
   if (c.cfg.deflate.enabled && detail::deflate_available()) {
@@ -1332,8 +1345,8 @@ std::error_code server_connection::accept(time_point now, accept_options opts) {
     }
   }
   c.queue_handshake_bytes(detail::write_switching_protocols(
-      detail::accept_value(c.upgrade.key), c.subprotocol, c.extensions, opts.extra_headers,
-      c.sopts.server_header));
+      detail::accept_value(c.hs->upgrade.key), c.subprotocol, c.extensions, opts.extra_headers,
+      c.hs->sopts.server_header));
   c.awaiting_answer = false;
   c.become_open(now);
   c.defer(deferred::open);
@@ -1356,8 +1369,8 @@ std::error_code server_connection::respond(const http::response& response) {
   std::string_view phrase = response.reason.empty() ? detail::status_reason(response.status)
                                                     : std::string_view(response.reason);
   c.queue_handshake_bytes(detail::write_response(response.status, phrase, response.headers,
-                                                 response.body, c.sopts.server_header));
-  c.failure = handshake_failure{handshake_error::rejected, {}, std::nullopt};
+                                                 response.body, c.hs->sopts.server_header));
+  c.hs->failure = handshake_failure{handshake_error::rejected, {}, std::nullopt};
   c.awaiting_answer = false;
   c.st = gust::state::closed;
   c.transport_close = true;
@@ -1369,8 +1382,9 @@ std::error_code server_connection::respond(const http::response& response) {
 const http::request* server_connection::request() const noexcept {
   // request_parser has no const accessor; reading through it changes nothing.
   impl& c = const_cast<impl&>(*impl_);
-  if (!c.req_parser || c.req_parser->status() != detail::parse_status::done) return nullptr;
-  return &c.req_parser->request();
+  if (c.kept_request) return c.kept_request.get();
+  if (!c.hs || !c.hs->req_parser || c.hs->req_parser->status() != detail::parse_status::done) return nullptr;
+  return &c.hs->req_parser->request();
 }
 
 // ===========================================================================
@@ -1379,15 +1393,15 @@ const http::request* server_connection::request() const noexcept {
 client_connection::client_connection(time_point now, client_options opts, gust::settings s)
     : connection(std::make_unique<impl>(gust::role::client, now, std::move(s))) {
   impl& c = *impl_;
-  c.copts = std::move(opts);
+  c.hs->copts = std::move(opts);
   if (c.cfg.deflate.enabled && detail::deflate_available()) {
     std::vector<std::string> offers{detail::deflate_offer(c.cfg.deflate)};
     for (const auto& alt : c.cfg.deflate.fallback_offers) offers.push_back(detail::deflate_offer(alt));
-    c.copts.extensions.insert(c.copts.extensions.begin(), offers.begin(), offers.end());
+    c.hs->copts.extensions.insert(c.hs->copts.extensions.begin(), offers.begin(), offers.end());
   }
-  c.key = detail::make_key(c.cfg.random);
-  c.queue_handshake_bytes(detail::write_upgrade_request(c.copts, c.key));
-  c.resp_parser.emplace(c.cfg.limits);
+  c.hs->key = detail::make_key(c.cfg.random);
+  c.queue_handshake_bytes(detail::write_upgrade_request(c.hs->copts, c.hs->key));
+  c.hs->resp_parser.emplace(c.cfg.limits);
 }
 
 }  // namespace gust

@@ -189,8 +189,8 @@ bool request_parser::parse_request_line(std::string_view line) {
       return false;
     }
   }
-  request_.method.assign(method);
-  request_.target.assign(target);
+  request_->method.assign(method);
+  request_->target.assign(target);
   return true;
 }
 
@@ -216,7 +216,7 @@ std::size_t request_parser::feed(std::span<const std::byte> data) {
       }
     } else if (line_.empty()) {
       status_ = parse_status::done;
-    } else if (!parse_field_line(line_, request_.headers,
+    } else if (!parse_field_line(line_, request_->headers,
                                  limits_->max_header_count, status_, error_)) {
       break;
     }

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <span>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -38,7 +39,10 @@ class request_parser {
   std::size_t feed(std::span<const std::byte> data);
   parse_status status() const noexcept { return status_; }
   const parse_error& error() const noexcept { return error_; }
-  http::request& request() noexcept { return request_; }
+  http::request& request() noexcept { return *request_; }
+  /// Hands the request over (its address stays the same), for a connection
+  /// that keeps it after the handshake and drops the parser.
+  std::unique_ptr<http::request> take_request() noexcept { return std::move(request_); }
 
  private:
   bool parse_request_line(std::string_view line);
@@ -46,7 +50,7 @@ class request_parser {
   const gust::limits* limits_;
   parse_status status_ = parse_status::need_more;
   parse_error error_;
-  http::request request_;
+  std::unique_ptr<http::request> request_ = std::make_unique<http::request>();
   std::string line_;          // the current line, without its CRLF
   std::size_t total_ = 0;     // bytes of the head so far
   bool cr_ = false;           // the last byte was the CR of a CRLF
