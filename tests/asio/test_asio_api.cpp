@@ -81,7 +81,66 @@ asio::awaitable<void> echo_server(pipe_ws& ws, int& echoed) {
   }
 }
 
+// The README's coroutine echo server, as printed there (port 0 here).
+namespace readme {
+using asio::ip::tcp;
+constexpr auto tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
+
+asio::awaitable<void> session(tcp::socket socket) {
+  gust::asio::websocket<tcp::socket> ws(std::move(socket));
+  co_await ws.async_accept(asio::use_awaitable);  // the opening handshake
+  for (;;) {
+    auto [ec, msg] = co_await ws.async_read(tuple_awaitable);
+    if (ec) co_return;  // error::closed: see ws.close_status()
+    co_await ws.async_send(msg.type, msg.bytes(), asio::use_awaitable);
+  }
+}
+
+asio::awaitable<void> listener(tcp::acceptor acceptor) {
+  for (;;) {
+    auto socket = co_await acceptor.async_accept(asio::use_awaitable);
+    asio::co_spawn(acceptor.get_executor(), session(std::move(socket)), asio::detached);
+  }
+}
+}  // namespace readme
+
 }  // namespace
+
+TEST_SUITE("asio: the README's coroutine echo server") {
+  TEST_CASE("echoes text and binary to two clients, then each closes cleanly") {
+    asio::io_context ioc;
+    asio::ip::tcp::acceptor acc(ioc, {asio::ip::address_v4::loopback(), 0});
+    const auto ep = acc.local_endpoint();
+    asio::co_spawn(ioc, readme::listener(std::move(acc)), asio::detached);
+    int done = 0;
+    std::vector<std::unique_ptr<tcp_ws>> clients;
+    for (int i = 0; i < 2; ++i) {
+      clients.push_back(std::make_unique<tcp_ws>(ioc));
+      asio::co_spawn(
+          ioc,
+          [&, ws = clients.back().get()]() -> asio::awaitable<void> {
+            co_await ws->next_layer().async_connect(ep, asio::use_awaitable);
+            co_await ws->async_handshake(client_opts(), asio::use_awaitable);
+            const std::string bin = pattern(70000, false);
+            co_await ws->async_send("hello", asio::use_awaitable);
+            co_await ws->async_send(gust::message_type::binary, bytes(bin), asio::use_awaitable);
+            auto a = co_await ws->async_read(asio::use_awaitable);
+            auto b = co_await ws->async_read(asio::use_awaitable);
+            CHECK(a.data == "hello");
+            CHECK(a.type == gust::message_type::text);
+            CHECK(b.data == bin);
+            co_await ws->async_close(1000, {}, asio::use_awaitable);
+            ++done;
+          },
+          asio::detached);
+    }
+    REQUIRE(run_until(ioc, [&] { return done == 2; }));
+    for (auto& c : clients) {
+      REQUIRE(c->close_status());
+      CHECK(c->close_status()->clean);
+    }
+  }
+}
 
 TEST_SUITE("asio: websocket<Stream> over a stream of the user's own kind") {
   TEST_CASE("handshake, echo of 0 B to 300 KiB text and binary split in 1000-byte reads, ping, clean close") {
