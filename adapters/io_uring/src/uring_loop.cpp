@@ -54,10 +54,19 @@
 #include <system_error>
 
 #include "loop.hpp"
+#include "uring_counters.hpp"
 #include "uring_setup.hpp"
 
 namespace gust::detail {
+
+uring_counters& uring_debug_counters() noexcept {
+  static uring_counters c;
+  return c;
+}
+
 namespace {
+
+void count(std::atomic<std::uint64_t>& a) noexcept { a.fetch_add(1, std::memory_order_relaxed); }
 
 constexpr unsigned sq_entries = 4096;
 constexpr unsigned cq_entries = 16384;  // cancels of 10,000 closing connections fit
@@ -65,7 +74,7 @@ constexpr std::size_t send_chunk = 256 * 1024;  // bytes taken from the core per
 constexpr std::size_t pool_keep_size = 256 * 1024;
 constexpr std::size_t pool_keep_count = 64;
 constexpr unsigned cqe_batch = 256;
-constexpr duration retire_bound = std::chrono::seconds(2);
+constexpr duration retire_bound = std::chrono::seconds(1);
 
 enum class op : std::uint8_t { none = 0, wake, accept, recv, send, connect };
 
@@ -90,6 +99,8 @@ struct conn_io {
   bool recv_cancelling = false;
   bool eof = false;
   bool shut_pending = false;  // shutdown(SHUT_WR) once the send completes
+  bool held = false;          // retired with a send in flight: run() waits for it
+  bool give_up = false;       // retired past retire_bound: no more resubmits
   std::int64_t send = -1;     // index of the send in flight
 };
 
@@ -268,6 +279,9 @@ class uring_loop final : public loop_base {
     if (io.connecting) cancel(user_data(op::connect, io.gen, idx));
     if (io.send >= 0) {
       // Let the last bytes (a close frame) go out, but not forever.
+      count(uring_debug_counters().retired_sends);
+      io.held = true;
+      hold();
       const std::uint32_t gen = io.gen;
       call_at(now_ + retire_bound, [this, idx, gen] { cancel_stuck_send(idx, gen); },
               /*keep_alive=*/false);
@@ -363,10 +377,12 @@ class uring_loop final : public loop_base {
     io_uring_sqe* sqe = get_sqe();
     const std::byte* p = s.buf.p.get() + s.off;
     const std::size_t n = s.len - s.off;
-    if (s.zc)
+    if (s.zc) {
       io_uring_prep_send_zc(sqe, fd, p, n, MSG_NOSIGNAL, 0);
-    else
+      count(uring_debug_counters().zc_sends);
+    } else {
       io_uring_prep_send(sqe, fd, p, n, MSG_NOSIGNAL);
+    }
     io_uring_sqe_set_data64(sqe, user_data(op::send, s.gen, si));
     ++inflight_;
   }
@@ -487,6 +503,7 @@ class uring_loop final : public loop_base {
       // The ring ran dry (many connections read in one batch): the buffers
       // come back as this batch is handled; receive again after it.
       starved_.push_back({idx, io->gen});
+      count(uring_debug_counters().enobufs);
     } else if (res == -ECANCELED) {
       arm_recv(idx);  // paused and resumed since: read again
     } else if (io->ws && !tearing_down_) {
@@ -501,6 +518,7 @@ class uring_loop final : public loop_base {
     if (flags & IORING_CQE_F_NOTIF) {
       // The kernel no longer references this zero-copy send's pages.
       if (s.notifs) --s.notifs;
+      count(uring_debug_counters().zc_notifs);
       maybe_release_send(si);
       return;
     }
@@ -510,16 +528,23 @@ class uring_loop final : public loop_base {
     if (res > 0) {
       s.off += static_cast<std::size_t>(res);
       if (io && io->ws) counters::bump(ctr(*io->ws)->bytes_out, static_cast<std::uint64_t>(res));
-      if (s.off < s.len && io && io->fd >= 0 && !tearing_down_) {
+      // (A cancelled send may still report the bytes it wrote.)
+      if (s.off < s.len && io && io->fd >= 0 && !io->give_up && !tearing_down_) {
+        count(uring_debug_counters().short_sends);
         submit_send(si, io->fd);  // a short write: the rest, from the same bytes
         return;
       }
     }
+    if (res < 0 && res != -ECANCELED) count(uring_debug_counters().send_errors);
     s.active = false;
     maybe_release_send(si);
     if (!io) return;
     io->send = -1;
     if (!io->ws) {  // retired: the last bytes went out (or never will)
+      if (io->held) {
+        io->held = false;
+        release();
+      }
       if (io->fd >= 0) {
         ::close(io->fd);
         io->fd = -1;
@@ -534,13 +559,9 @@ class uring_loop final : public loop_base {
       return;
     }
     if (res <= 0) return;
-    if (ws.core().buffered_amount() > 0) {
-      on_writable(ws);  // what was queued while this send was in flight
-    } else if (io->shut_pending && io->fd >= 0) {
-      io->shut_pending = false;
-      ::shutdown(io->fd, SHUT_WR);
-    }
-    if (io->shut_pending && io->send < 0 && io->fd >= 0 && ws.core().buffered_amount() == 0) {
+    if (ws.core().buffered_amount() > 0) on_writable(ws);  // queued while this send was in flight
+    // The facade asked for the half-close while bytes were still ours.
+    if (io->ws && io->shut_pending && io->send < 0 && io->fd >= 0) {
       io->shut_pending = false;
       ::shutdown(io->fd, SHUT_WR);
     }
@@ -579,6 +600,7 @@ class uring_loop final : public loop_base {
   void cancel_stuck_send(std::uint32_t idx, std::uint32_t gen) {
     conn_io* io = conn_at(idx, gen);
     if (!io || io->ws || io->send < 0) return;
+    io->give_up = true;
     cancel(user_data(op::send, sends_[io->send].gen, std::uint32_t(io->send)));
   }
 
