@@ -384,6 +384,22 @@ struct connection::impl {
   // permessage-deflate streams
 
   bool we_are_server() const noexcept { return role == gust::role::server; }
+  std::size_t state_memory() const noexcept {
+    // Strings count only what they keep outside themselves (libstdc++
+    // holds up to 15 characters inline).
+    auto heap = [](const std::string& x) { return x.capacity() > 15 ? x.capacity() + 1 : 0; };
+    std::size_t n = sizeof(impl) + heap(subprotocol) + heap(extensions) + heap(close_reason);
+    if (hs) n += sizeof(handshake_state);
+    auto request_size = [&](const http::request& r) {
+      std::size_t k = sizeof(http::request) + heap(r.method) + heap(r.target) +
+                      r.headers.size() * 2 * sizeof(std::string);
+      for (const auto& f : r.headers) k += heap(f.name) + heap(f.value);
+      return k;
+    };
+    if (kept_request) n += request_size(*kept_request);
+    if (kept_response) n += sizeof(http::response) + kept_response->body.capacity();
+    return n;
+  }
   bool compress_no_context() const noexcept {
     return we_are_server() ? agreement.server_no_context_takeover : agreement.client_no_context_takeover;
   }
@@ -1307,7 +1323,8 @@ std::optional<duration> connection::latency() const noexcept { return impl_->rtt
 const gust::settings& connection::settings() const noexcept { return impl_->cfg; }
 
 memory_usage connection::memory() const noexcept {
-  return {impl_->icap, impl_->msg_buf.capacity(), impl_->out.memory(), impl_->compression_memory()};
+  return {impl_->icap, impl_->msg_buf.capacity(), impl_->out.memory(), impl_->compression_memory(),
+          impl_->state_memory()};
 }
 
 // ===========================================================================

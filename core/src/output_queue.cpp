@@ -125,6 +125,7 @@ std::byte* output_queue::insert_control(std::size_t n) {
 void output_queue::queue_pong(const std::byte* frame, std::size_t n) {
   n = std::min(n, pong_slot_size);
   if (pool_ && arena_cap_ == 0 && segs_.capacity() == 0) borrow_arena();
+  if (!pong_slots_) pong_slots_ = std::make_unique<pong_slot[]>(2);
   for (std::size_t i = head_; i < segs_.size(); ++i) {
     segment& s = segs_[i];
     if (s.k == kind::pong && !started(i)) {
@@ -219,7 +220,7 @@ bool output_queue::consume(std::size_t n) {
 
 std::size_t output_queue::memory() const noexcept {
   return arena_cap_ + segs_.capacity() * sizeof(segment) +
-         iov_.capacity() * sizeof(const_buffer) + sizeof(pong_slots_);
+         iov_.capacity() * sizeof(const_buffer) + (pong_slots_ ? 2 * pong_slot_size : 0);
 }
 
 }  // namespace gust::detail

@@ -90,7 +90,9 @@ class output_queue {
   std::size_t arena_cap_ = 0;
   std::size_t arena_used_ = 0;
 
-  std::byte pong_slots_[2][pong_slot_size];
+  // Made at the first pong: a connection that is never pinged holds none.
+  using pong_slot = std::byte[pong_slot_size];
+  std::unique_ptr<pong_slot[]> pong_slots_;
   bool pong_in_use_[2] = {false, false};
 
   std::vector<const_buffer> iov_;

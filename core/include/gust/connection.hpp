@@ -58,7 +58,11 @@ struct memory_usage {
   std::size_t message = 0;  ///< reassembly of a fragmented message
   std::size_t output = 0;   ///< queued output storage (capacity, not only used)
   std::size_t compression = 0;  ///< zlib streams held (permessage-deflate)
-  std::size_t total() const noexcept { return input + message + output + compression; }
+  /// The engine itself: its state, and what it keeps of the opening
+  /// handshake (the handshake's working state until open, then the request
+  /// for a server). Not counted: the caller's own objects.
+  std::size_t state = 0;
+  std::size_t total() const noexcept { return input + message + output + compression + state; }
 };
 
 class connection {
