@@ -42,7 +42,10 @@ class request_parser {
   http::request& request() noexcept { return *request_; }
   /// Hands the request over (its address stays the same), for a connection
   /// that keeps it after the handshake and drops the parser.
-  std::unique_ptr<http::request> take_request() noexcept { return std::move(request_); }
+  std::unique_ptr<http::request> take_request() {
+    request_->headers.shrink_to_fit();
+    return std::move(request_);
+  }
 
  private:
   bool parse_request_line(std::string_view line);

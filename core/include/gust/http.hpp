@@ -37,6 +37,8 @@ class headers {
   auto end() const { return fields_.end(); }
   std::size_t size() const { return fields_.size(); }
   bool empty() const { return fields_.empty(); }
+  /// Releases spare capacity (a request kept for a connection's lifetime).
+  void shrink_to_fit() { fields_.shrink_to_fit(); }
 
  private:
   std::vector<field> fields_;
