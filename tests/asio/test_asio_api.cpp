@@ -18,8 +18,10 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/use_future.hpp>
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <string>
@@ -380,6 +382,58 @@ TEST_SUITE("asio: coroutines") {
     CHECK(client.close_status()->clean);
     REQUIRE(server.close_status());
     CHECK(server.close_status()->reason == "going away");
+  }
+
+  TEST_CASE("an io_context run by four threads: 50 TCP pairs, each on its own strand, echo 20 messages") {
+    asio::io_context ioc(4);
+    asio::ip::tcp::acceptor acc(ioc, {asio::ip::address_v4::loopback(), 0});
+    constexpr int pairs = 50, messages = 20;
+    std::vector<std::unique_ptr<gust::asio::websocket<asio::ip::tcp::socket>>> servers, clients;
+    std::atomic<int> finished{0}, bad{0}, server_closed{0};
+    for (int i = 0; i < pairs; ++i) {
+      auto strand_s = asio::make_strand(ioc), strand_c = asio::make_strand(ioc);
+      asio::ip::tcp::socket a(strand_c), b(strand_s);
+      a.connect(acc.local_endpoint());
+      acc.accept(b);
+      servers.push_back(std::make_unique<tcp_ws>(std::move(b)));
+      clients.push_back(std::make_unique<tcp_ws>(std::move(a)));
+      asio::co_spawn(
+          strand_s,
+          [&, ws = servers.back().get()]() -> asio::awaitable<void> {
+            co_await ws->async_accept(asio::use_awaitable);
+            for (;;) {
+              auto [ec, m] = co_await ws->async_read(tuple_awaitable);
+              if (ec) break;
+              co_await ws->async_send(m.type, m.bytes(), asio::use_awaitable);
+            }
+            ++server_closed;
+          },
+          asio::detached);
+      asio::co_spawn(
+          strand_c,
+          [&, ws = clients.back().get(), i]() -> asio::awaitable<void> {
+            co_await ws->async_handshake(client_opts(), asio::use_awaitable);
+            for (int k = 0; k < messages; ++k) {
+              const std::string p = std::to_string(i) + "/" + std::to_string(k);
+              co_await ws->async_send(p, asio::use_awaitable);
+              auto m = co_await ws->async_read(asio::use_awaitable);
+              if (m.data != p) ++bad;
+            }
+            co_await ws->async_close(1000, {}, asio::use_awaitable);
+            ++finished;
+          },
+          asio::detached);
+    }
+    std::vector<std::thread> pool;
+    for (int t = 0; t < 4; ++t) pool.emplace_back([&] { ioc.run_for(30s); });
+    const auto end = std::chrono::steady_clock::now() + 30s;
+    while ((finished < pairs || server_closed < pairs) && std::chrono::steady_clock::now() < end)
+      std::this_thread::sleep_for(2ms);
+    ioc.stop();
+    for (auto& t : pool) t.join();
+    CHECK(finished == pairs);
+    CHECK(server_closed == pairs);
+    CHECK(bad == 0);
   }
 
   TEST_CASE("thousands of coroutines on one thread: 2,000 pairs, 10 messages each") {
