@@ -319,6 +319,9 @@ class websocket {
     if (stream_closed_) return;
     stream_closed_ = true;
     detail::close_stream(stream_);  // a pending read completes: the reader sees EOF
+    // Sends still waiting will never be written (a failed connection drops
+    // unsent data, RFC 6455 5.5.1).
+    complete_sends(error::closed);
     timer_.cancel();
     timer_at_.reset();
   }
