@@ -262,10 +262,12 @@ TEST_SUITE("io_uring: provided buffers") {
     auto cfg = echo_config(uring);
     cfg.settings.timeouts.close_timeout = 500ms;  // at stop(): the peers never answer
     auto stalled = std::make_shared<std::atomic<bool>>(false);
-    cfg.handlers.on_message = [stalled](websocket& ws, const message_event& m) {
-      // One stall while every peer is sending: the kernel keeps filling
-      // buffers for them, and nobody gives any back meanwhile.
-      if (!stalled->exchange(true)) std::this_thread::sleep_for(300ms);
+    auto all_sent = std::make_shared<std::atomic<bool>>(false);
+    cfg.handlers.on_message = [stalled, all_sent](websocket& ws, const message_event& m) {
+      // One stall until every peer has sent: their data waits in the
+      // kernel, and when the loop enters it again every receive completes
+      // at once, each taking buffers, more than the ring holds.
+      if (!stalled->exchange(true)) (void)wait_until([&] { return all_sent->load(); }, 20s);
       (void)ws.send(m.type, m.data);
     };
     server_thread st(std::move(cfg));
@@ -281,6 +283,8 @@ TEST_SUITE("io_uring: provided buffers") {
       msgs[i] = pattern(64 * 1024 + i, false);
       REQUIRE(peers[i]->send(raw_peer::frame(0x82, msgs[i])));
     }
+    std::this_thread::sleep_for(50ms);  // (the last bytes reach the server's socket)
+    all_sent->store(true);
     int good = 0;
     for (int i = 0; i < n; ++i) {
       auto m = read_message(*peers[i], 20s);

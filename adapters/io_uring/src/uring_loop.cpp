@@ -99,7 +99,7 @@ struct conn_io {
   bool recv_cancelling = false;
   bool eof = false;
   bool shut_pending = false;  // shutdown(SHUT_WR) once the send completes
-  bool held = false;          // retired with a send in flight: run() waits for it
+  bool held = false;          // retired with operations in flight: run() waits for them
   bool give_up = false;       // retired past retire_bound: no more resubmits
   std::int64_t send = -1;     // index of the send in flight
 };
@@ -280,14 +280,18 @@ class uring_loop final : public loop_base {
     if (io.send >= 0) {
       // Let the last bytes (a close frame) go out, but not forever.
       count(uring_debug_counters().retired_sends);
-      io.held = true;
-      hold();
       const std::uint32_t gen = io.gen;
       call_at(now_ + retire_bound, [this, idx, gen] { cancel_stuck_send(idx, gen); },
               /*keep_alive=*/false);
     } else if (io.fd >= 0) {
-      ::close(io.fd);
+      ::close(io.fd);  // (the socket itself closes when the receive lets go of it)
       io.fd = -1;
+    }
+    // Until its last completion, run() must not return: the cancels have to
+    // reach the kernel, and the socket is only closed once they did.
+    if (io.recv_armed || io.connecting || io.send >= 0) {
+      io.held = true;
+      hold();
     }
     maybe_release(idx);
   }
@@ -541,10 +545,6 @@ class uring_loop final : public loop_base {
     if (!io) return;
     io->send = -1;
     if (!io->ws) {  // retired: the last bytes went out (or never will)
-      if (io->held) {
-        io->held = false;
-        release();
-      }
       if (io->fd >= 0) {
         ::close(io->fd);
         io->fd = -1;
@@ -642,6 +642,8 @@ class uring_loop final : public loop_base {
     if (!io.in_use || io.ws || io.recv_armed || io.connecting || io.send >= 0) return;
     if (io.fd >= 0) ::close(io.fd);
     io.fd = -1;
+    if (io.held) release();
+    io.held = false;
     io.in_use = false;
     free_conns_.push_back(idx);
   }
