@@ -17,6 +17,8 @@
 #include <asio/experimental/deferred.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/local/connect_pair.hpp>
+#include <asio/local/stream_protocol.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
 #include <asio/use_awaitable.hpp>
@@ -250,6 +252,41 @@ TEST_SUITE("asio: websocket<Stream> over a stream of the user's own kind") {
     client.async_send("late", [&](std::error_code ec) { e5 = ec; });
     REQUIRE(run_until(ioc, [&] { return bool(e5); }));
     CHECK(e5 == gust::errc::invalid_state);
+  }
+}
+
+TEST_SUITE("asio: websocket<Stream> over Unix sockets") {
+  TEST_CASE("asio::local::stream_protocol: handshake, a 1 MiB message, clean close") {
+    asio::io_context ioc;
+    asio::local::stream_protocol::socket a(ioc), b(ioc);
+    asio::local::connect_pair(a, b);
+    using unix_ws = gust::asio::websocket<asio::local::stream_protocol::socket>;
+    unix_ws server(std::move(a)), client(std::move(b));
+    const std::string big = pattern(1 << 20, true);
+    bool done = false;
+    asio::co_spawn(
+        ioc,
+        [&]() -> asio::awaitable<void> {
+          co_await server.async_accept(asio::use_awaitable);
+          auto m = co_await server.async_read(asio::use_awaitable);
+          co_await server.async_send(m.type, m.bytes(), asio::use_awaitable);
+          auto [ec, m2] = co_await server.async_read(tuple_awaitable);
+          CHECK(ec == gust::asio::error::closed);
+        },
+        asio::detached);
+    asio::co_spawn(
+        ioc,
+        [&]() -> asio::awaitable<void> {
+          co_await client.async_handshake(client_opts(), asio::use_awaitable);
+          co_await client.async_send(big, asio::use_awaitable);
+          auto m = co_await client.async_read(asio::use_awaitable);
+          CHECK(m.data == big);
+          co_await client.async_close(1000, {}, asio::use_awaitable);
+          done = true;
+        },
+        asio::detached);
+    REQUIRE(run_until(ioc, [&] { return done && server.close_status().has_value(); }));
+    CHECK(client.close_status()->clean);
   }
 }
 
