@@ -10,12 +10,14 @@
 namespace gust::detail::uring_setup {
 
 /// Receive buffers: every multishot receive of a loop takes one from this
-/// group. Sized so a 64 KiB message arrives in three buffers, and so that a
-/// batch of completions from hundreds of connections rarely runs the ring
-/// dry (-ENOBUFS is handled, but costs a re-arm).
+/// group (16 MiB per loop, none per connection). 128 KiB so a 64 KiB frame
+/// usually arrives whole and the core reads it in place: with 32 KiB buffers
+/// every such frame was split and copied to be reassembled, and 64 KiB echo
+/// ran at 0.72x epoll instead of 1.3x (bench/uring_notes.md). A dry ring
+/// (-ENOBUFS) is handled: those receives are re-armed after the batch.
 constexpr unsigned short buffer_group = 0;
-constexpr unsigned buffer_count = 512;  // a power of two
-constexpr std::size_t buffer_size = 32 * 1024;
+constexpr unsigned buffer_count = 128;  // a power of two
+constexpr std::size_t buffer_size = 128 * 1024;
 
 /// Sends of at least this many bytes use IORING_OP_SEND_ZC. Off by default:
 /// measured on loopback (bench/uring_notes.md), where the kernel copies the
