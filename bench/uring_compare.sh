@@ -44,7 +44,7 @@ for r in $(seq "$rounds"); do
     for s in $servers; do
       if [ "$s" = beast ]; then start "$dir/tools/beast_echo_server" 0
       else start "$dir/tools/gust" serve --echo --port 0 --adapter "$s" --max-size 1m; fi
-      res=$($pin_load timeout $((secs + 30)) "$dir/tools/echo_load" "$port" ${loads[$li]} \
+      res=$($pin_load timeout $((${secs%.*} + 30)) "$dir/tools/echo_load" "$port" ${loads[$li]} \
               --seconds "$secs" --warmup 0.5 || echo "failed")
       kill -TERM "$pid" 2>/dev/null || true
       wait "$pid" 2>/dev/null || true
