@@ -331,8 +331,11 @@ class asio_loop final : public loop_base {
     run_timers();
     flush_dirty();
     reap();
-    arm_timer(next_wakeup());
-    if (!has_work()) {
+    // With nothing left, no timer either: an entry for a connection that
+    // has ended would keep the user's run() waiting for it.
+    const bool work = has_work();
+    arm_timer(work ? next_wakeup() : std::nullopt);
+    if (!work) {
       tracked_ = ::asio::any_io_executor();
     } else if (!tracked_) {
       tracked_ = ::asio::prefer(ex_, ::asio::execution::outstanding_work.tracked);
