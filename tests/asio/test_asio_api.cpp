@@ -194,6 +194,9 @@ TEST_SUITE("asio: websocket<Stream> over a stream of the user's own kind") {
     asio::io_context ioc;
     auto [s, c] = pipe_stream::make_pair(ioc.get_executor());
     pipe_ws server(std::move(s)), client(std::move(c));
+    // No keepalive timer: the io_context must run out of work by itself
+    // once the futures are set (see below).
+    server.settings().timeouts.ping_interval = client.settings().timeouts.ping_interval = gust::duration::zero();
     std::error_code accept_ec = asio::error::would_block, hs_ec = asio::error::would_block;
     server.async_accept([&](std::error_code ec) { accept_ec = ec; });
     client.async_handshake(client_opts(), [&](std::error_code ec) { hs_ec = ec; });
@@ -216,12 +219,23 @@ TEST_SUITE("asio: websocket<Stream> over a stream of the user's own kind") {
     // use_future, with the io_context run by another thread.
     auto fut_send = client.async_send("future", asio::use_future);
     auto fut_read = server.async_read(asio::use_future);
-    std::thread t([&] { ioc.restart(), ioc.run_for(2s); });
-    CHECK(fut_read.wait_for(5s) == std::future_status::ready);
+    // use_future completes on Asio's system executor (its own thread),
+    // which releases the operations' hold on `ioc` after setting the
+    // promise: wait for run() to return (no work left) before `ioc` goes.
+    std::atomic<bool> returned{false};
+    std::thread t([&] {
+      ioc.restart();
+      ioc.run();
+      returned = true;
+    });
+    const bool read_ready = fut_read.wait_for(5s) == std::future_status::ready;
+    for (int i = 0; i < 5000 && !returned; ++i) std::this_thread::sleep_for(1ms);
+    if (!returned) ioc.stop();
+    t.join();
+    CHECK(returned);
+    REQUIRE(read_ready);
     CHECK(fut_read.get().data == "future");
     CHECK_NOTHROW(fut_send.get());
-    ioc.stop();
-    t.join();
   }
 
   TEST_CASE("errors: read before the handshake, a second pending read, invalid UTF-8, send after close") {
