@@ -70,13 +70,6 @@ std::string random_bytes(std::size_t n, std::uint32_t seed) {
   return s;
 }
 
-std::string repetitive(std::size_t n) {
-  std::string s(n, '\0');
-  const char* words = "the quick brown fox jumps over the lazy dog ";
-  for (std::size_t i = 0; i < n; ++i) s[i] = words[i % 44];
-  return s;
-}
-
 }  // namespace
 
 TEST_SUITE("RFC 7692 7.2.3 examples") {

@@ -24,13 +24,6 @@ gust::settings with_deflate(bool server_no_context, int server_window = 15) {
   return s;
 }
 
-std::string repetitive(std::size_t n) {
-  std::string s(n, '\0');
-  const char* words = "the quick brown fox jumps over the lazy dog ";
-  for (std::size_t i = 0; i < n; ++i) s[i] = words[i % 44];
-  return s;
-}
-
 /// True when one of the server's pending output buffers is exactly `b`
 /// (the same bytes at the same address: referenced, not copied).
 bool queue_references(connection& c, std::span<const std::byte> b) {

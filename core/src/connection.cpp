@@ -384,20 +384,25 @@ struct connection::impl {
   // permessage-deflate streams
 
   bool we_are_server() const noexcept { return role == gust::role::server; }
+  // Strings count only what they keep outside themselves (libstdc++
+  // holds up to 15 characters inline).
+  static std::size_t heap(const std::string& x) noexcept { return x.capacity() > 15 ? x.capacity() + 1 : 0; }
+  // What the kept request or response holds, measured once when kept (it
+  // never changes after): memory() runs after every batch of I/O.
+  std::size_t kept_bytes = 0;
+  void measure_kept() noexcept {
+    kept_bytes = 0;
+    if (kept_request) {
+      const http::request& r = *kept_request;
+      kept_bytes += sizeof(http::request) + heap(r.method) + heap(r.target) +
+                    r.headers.size() * 2 * sizeof(std::string);
+      for (const auto& f : r.headers) kept_bytes += heap(f.name) + heap(f.value);
+    }
+    if (kept_response) kept_bytes += sizeof(http::response) + kept_response->body.capacity();
+  }
   std::size_t state_memory() const noexcept {
-    // Strings count only what they keep outside themselves (libstdc++
-    // holds up to 15 characters inline).
-    auto heap = [](const std::string& x) { return x.capacity() > 15 ? x.capacity() + 1 : 0; };
-    std::size_t n = sizeof(impl) + heap(subprotocol) + heap(extensions) + heap(close_reason);
+    std::size_t n = sizeof(impl) + heap(subprotocol) + heap(extensions) + heap(close_reason) + kept_bytes;
     if (hs) n += sizeof(handshake_state);
-    auto request_size = [&](const http::request& r) {
-      std::size_t k = sizeof(http::request) + heap(r.method) + heap(r.target) +
-                      r.headers.size() * 2 * sizeof(std::string);
-      for (const auto& f : r.headers) k += heap(f.name) + heap(f.value);
-      return k;
-    };
-    if (kept_request) n += request_size(*kept_request);
-    if (kept_response) n += sizeof(http::response) + kept_response->body.capacity();
     return n;
   }
   bool compress_no_context() const noexcept {
@@ -675,6 +680,7 @@ struct connection::impl {
     if (auto ev = client_response_done()) return ev;
     become_open(now);
     kept_response = std::make_unique<http::response>(std::move(hs->resp_parser->response()));
+    measure_kept();
     hs.reset();
     return open_event{subprotocol, extensions, nullptr, kept_response.get()};
   }
@@ -994,6 +1000,7 @@ struct connection::impl {
         case deferred::open:
           // The request outlives the handshake state, at the same address.
           kept_request = hs->req_parser->take_request();
+          measure_kept();
           hs.reset();
           return open_event{subprotocol, extensions, kept_request.get(), nullptr};
         case deferred::close:

@@ -289,4 +289,11 @@ void engine_pair::close_transports() {
   for (auto& e : drain(server, clk, true)) server_events.push_back(std::move(e));
 }
 
+std::string repetitive(std::size_t n) {
+  std::string s(n, '\0');
+  const char* words = "the quick brown fox jumps over the lazy dog ";
+  for (std::size_t i = 0; i < n; ++i) s[i] = words[i % 44];
+  return s;
+}
+
 }  // namespace gust::test

@@ -84,6 +84,9 @@ server_connection open_server(virtual_clock& clk, gust::settings s = {},
 client_connection open_client(virtual_clock& clk, gust::settings s = {},
                               client_options opts = {});
 
+/// `n` bytes of English words repeated: text that compresses well.
+std::string repetitive(std::size_t n);
+
 /// A deterministic random source for tests.
 random_source counting_random(std::uint8_t start = 1);
 

@@ -26,7 +26,6 @@
 // generic stream sockets (TCP or Unix) adopted from them; the EMFILE
 // reserve-descriptor handling is the epoll adapter's.
 #include <fcntl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -539,19 +538,7 @@ class asio_loop final : public loop_base {
     });
   }
 
-  void accept_error(listener& l, int err) {
-    counters::bump(l.ctr->accept_errors);
-    if (!l.log.on() || now_ - l.last_log < std::chrono::seconds(1)) return;
-    l.last_log = now_;
-    std::string msg = "accept: " + std::error_code(err, std::system_category()).message();
-    if (err == EMFILE) {
-      rlimit rl{};
-      if (::getrlimit(RLIMIT_NOFILE, &rl) == 0)
-        msg += " (descriptor limit " + std::to_string(rl.rlim_cur) + ")";
-      msg += "; refusing new connections until some close";
-    }
-    l.log(log_level::error, msg);
-  }
+  void accept_error(listener& l, int err) { report_accept_error(l.log, l.ctr, now_, l.last_log, err); }
 
   void retry_accept_later(std::size_t li) {
     call_at(now_ + std::chrono::milliseconds(100), [this, li] { accept_all(li); },

@@ -7,6 +7,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -526,6 +527,21 @@ gust::settings loop_base::pooled(const gust::settings& s) {
   if (!out.output_pool) out.output_pool = &output_pool_;
   if (!out.deflate.pool) out.deflate.pool = &deflate_pool_;
   return out;
+}
+
+void report_accept_error(const logger& log, counters* ctr, time_point now, time_point& last_log,
+                         int err) {
+  counters::bump(ctr->accept_errors);
+  if (!log.on() || now - last_log < std::chrono::seconds(1)) return;
+  last_log = now;
+  std::string msg = "accept: " + std::error_code(err, std::system_category()).message();
+  if (err == EMFILE) {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0)
+      msg += " (descriptor limit " + std::to_string(rl.rlim_cur) + ")";
+    msg += "; refusing new connections until some close";
+  }
+  log(log_level::error, msg);
 }
 
 void loop_base::on_input(websocket& ws, std::span<std::byte> data) {

@@ -88,6 +88,11 @@ struct logger {
 };
 
 std::error_code last_error() noexcept;
+/// An accept() failure on a listener: counted, and logged at most once a
+/// second (`last_log` is the listener's), saying the descriptor limit on
+/// EMFILE, so a flood of refused connections does not flood the log.
+void report_accept_error(const logger& log, counters* ctr, time_point now, time_point& last_log,
+                         int err);
 endpoint to_endpoint(const sockaddr* sa, socklen_t len);
 /// TCP_NODELAY (ignored for Unix sockets).
 void set_nodelay(int fd) noexcept;
