@@ -712,4 +712,51 @@ TEST_SUITE("RFC 6455 4.1 client handshake") {
     REQUIRE(kb);
     CHECK(*ka != *kb);
   }
+
+  TEST_CASE("keep_request false: the request is readable through open, then freed") {
+    for (const bool keep : {true, false}) {
+      CAPTURE(keep);
+      server_options so;
+      so.keep_request = keep;
+      virtual_clock clk;
+      server_connection srv(clk.now, {}, so);
+      const std::string req = upgrade_request("Cookie: " + std::string(400, 'c') + "\r\n");
+      srv.receive(std::as_writable_bytes(std::span(const_cast<char*>(req.data()), req.size())), clk.now);
+      auto ev = srv.next_event(clk.now);
+      REQUIRE(ev);
+      REQUIRE(std::holds_alternative<request_event>(*ev));
+      REQUIRE(!srv.accept(clk.now));
+      ev = srv.next_event(clk.now);
+      REQUIRE(ev);
+      REQUIRE(std::holds_alternative<open_event>(*ev));
+      const http::request* at_open = std::get<open_event>(*ev).request;
+      REQUIRE(at_open);
+      CHECK(at_open->path() == "/chat");
+      CHECK(srv.request() == at_open);
+      const std::size_t state_at_open = srv.memory().state;
+      CHECK(!srv.next_event(clk.now));  // the open_event has been handled
+      if (keep) {
+        REQUIRE(srv.request() == at_open);
+        CHECK(srv.request()->headers.get("Cookie")->size() == 400);
+        CHECK(srv.memory().state == state_at_open);
+      } else {
+        CHECK(srv.request() == nullptr);
+        CHECK(srv.memory().state + 400 < state_at_open);
+      }
+    }
+  }
+
+  TEST_CASE("connections sharing one settings object do not count it as their own") {
+    virtual_clock clk;
+    gust::settings s;
+    s.limits.max_message_size = 12345;
+    const shared_settings shared(s);
+    server_connection a(clk.now, shared);
+    server_connection b(clk.now, shared);
+    server_connection own(clk.now, s);
+    CHECK(&a.settings() == &b.settings());
+    CHECK(a.settings().limits.max_message_size == 12345);
+    CHECK(own.settings().limits.max_message_size == 12345);
+    CHECK(a.memory().state + sizeof(gust::settings) == own.memory().state);
+  }
 }

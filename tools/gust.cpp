@@ -282,6 +282,8 @@ int serve(int argc, char** argv) {
   cfg.backpressure.hard_limit = std::max<std::size_t>(cfg.backpressure.hard_limit,
                                                       4 * cfg.settings.limits.max_message_size);
 
+  // Neither mode reads the request after on_request: do not keep it.
+  cfg.options.keep_request = false;
   gust::server* srv_ptr = nullptr;
   cfg.handlers.on_request = [&, chat](gust::websocket& ws, const gust::http::request& req) {
     const bool upgrade = req.headers.contains("Upgrade");

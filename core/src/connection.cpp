@@ -100,14 +100,18 @@ std::string_view to_string(close_cause c) noexcept {
 }
 
 struct connection::impl {
-  impl(gust::role r, time_point now, gust::settings s) : role(r), cfg(std::move(s)) {
+  impl(gust::role r, time_point now, std::shared_ptr<const gust::settings> s)
+      : role(r), shared_cfg(std::move(s)), cfg(*shared_cfg) {
     if (cfg.timeouts.open_timeout.count() > 0) open_deadline = now + cfg.timeouts.open_timeout;
     out.use_pool(cfg.output_pool);
   }
 
   // ---- configuration and state -------------------------------------------
   gust::role role;
-  gust::settings cfg;
+  // Servers share one settings object between all their connections: a
+  // copy per connection would be most of an idle connection's memory.
+  std::shared_ptr<const gust::settings> shared_cfg;
+  const gust::settings& cfg;
   gust::state st = gust::state::connecting;
   bool transport_close = false;
   bool eof = false;
@@ -127,6 +131,7 @@ struct connection::impl {
   };
   std::unique_ptr<handshake_state> hs = std::make_unique<handshake_state>();
   std::unique_ptr<http::request> kept_request;
+  bool release_request = false;  // !keep_request: free it after open_event
   std::unique_ptr<http::response> kept_response;
   bool awaiting_answer = false;
   std::string subprotocol;
@@ -169,8 +174,13 @@ struct connection::impl {
   bool out_in_message = false;
   message_type out_type = message_type::binary;
   detail::utf8_validator out_utf8;
-  std::array<std::byte, 64> random_pool{};  // from a custom settings.random only
-  std::size_t random_used = random_pool.size();
+  // Masking keys drawn from a custom settings.random, 16 at a time (the
+  // default source needs no cache): made on first use.
+  struct random_cache {
+    std::array<std::byte, 64> pool{};
+    std::size_t used = pool.size();
+  };
+  std::unique_ptr<random_cache> random;
 
   // ---- close -------------------------------------------------------------
   bool close_sent = false;
@@ -189,9 +199,14 @@ struct connection::impl {
   std::uint32_t keepalive_seq = 0;
   std::array<std::byte, 4> keepalive_payload{};
   time_point keepalive_sent{};
-  std::array<std::byte, 125> app_ping_payload{};
-  std::size_t app_ping_size = 0;
-  std::optional<time_point> app_ping_sent;
+  // The application's last ping, to time its pong: made on the first
+  // ping() (most connections never send one).
+  struct app_ping {
+    std::array<std::byte, 125> payload{};
+    std::size_t size = 0;
+    std::optional<time_point> sent;
+  };
+  std::unique_ptr<app_ping> app_ping_state;
   std::optional<duration> rtt;
 
   // ---- events raised outside next_event ------------------------------------
@@ -293,12 +308,14 @@ struct connection::impl {
       detail::thread_random(k);
       return k;
     }
-    if (random_used + 4 > random_pool.size()) {
-      cfg.random(random_pool);
-      random_used = 0;
+    if (!random) random = std::make_unique<random_cache>();
+    random_cache& r = *random;
+    if (r.used + 4 > r.pool.size()) {
+      cfg.random(r.pool);
+      r.used = 0;
     }
-    std::memcpy(k.data(), random_pool.data() + random_used, 4);
-    random_used += 4;
+    std::memcpy(k.data(), r.pool.data() + r.used, 4);
+    r.used += 4;
     return k;
   }
 
@@ -403,6 +420,9 @@ struct connection::impl {
   std::size_t state_memory() const noexcept {
     std::size_t n = sizeof(impl) + heap(subprotocol) + heap(extensions) + heap(close_reason) + kept_bytes;
     if (hs) n += sizeof(handshake_state);
+    if (shared_cfg.use_count() == 1) n += sizeof(gust::settings);  // ours alone
+    if (random) n += sizeof(random_cache);
+    if (app_ping_state) n += sizeof(app_ping);
     return n;
   }
   bool compress_no_context() const noexcept {
@@ -945,9 +965,10 @@ struct connection::impl {
       if (ping_due && *ping_due < now) ping_due = now;
       return rtt;
     }
-    if (app_ping_sent && same(app_ping_payload.data(), app_ping_size)) {
-      rtt = now - *app_ping_sent;
-      app_ping_sent.reset();
+    if (app_ping_state && app_ping_state->sent &&
+        same(app_ping_state->payload.data(), app_ping_state->size)) {
+      rtt = now - *app_ping_state->sent;
+      app_ping_state->sent.reset();
       return rtt;
     }
     return std::nullopt;
@@ -992,6 +1013,11 @@ struct connection::impl {
     last_now = now;
     // The previous message's view expires with this call.
     if (!in_message && msg_buf.capacity() > message_keep_limit) std::vector<std::byte>().swap(msg_buf);
+    if (release_request) {  // the open_event that showed it has been handled
+      release_request = false;
+      kept_request.reset();
+      measure_kept();
+    }
     if (deferred_count > 0) {
       const deferred d = deferred_events[0];
       std::rotate(deferred_events.begin(), deferred_events.begin() + 1, deferred_events.end());
@@ -1000,6 +1026,7 @@ struct connection::impl {
         case deferred::open:
           // The request outlives the handshake state, at the same address.
           kept_request = hs->req_parser->take_request();
+          release_request = !hs->sopts.keep_request;
           measure_kept();
           hs.reset();
           return open_event{subprotocol, extensions, kept_request.get(), nullptr};
@@ -1268,9 +1295,11 @@ std::error_code connection::ping(std::span<const std::byte> payload, time_point 
   if (payload.size() > detail::max_control_payload) return errc::control_frame_too_large;
   if (c.st != gust::state::open) return errc::invalid_state;
   c.queue_control(opc(detail::opcode::ping), payload);
-  if (!payload.empty()) std::memcpy(c.app_ping_payload.data(), payload.data(), payload.size());
-  c.app_ping_size = payload.size();
-  c.app_ping_sent = now;
+  if (!c.app_ping_state) c.app_ping_state = std::make_unique<impl::app_ping>();
+  impl::app_ping& ap = *c.app_ping_state;
+  if (!payload.empty()) std::memcpy(ap.payload.data(), payload.data(), payload.size());
+  ap.size = payload.size();
+  ap.sent = now;
   return {};
 }
 
@@ -1338,7 +1367,10 @@ memory_usage connection::memory() const noexcept {
 // server_connection
 
 server_connection::server_connection(time_point now, gust::settings s, server_options opts)
-    : connection(std::make_unique<impl>(gust::role::server, now, std::move(s))) {
+    : server_connection(now, shared_settings(std::move(s)), std::move(opts)) {}
+
+server_connection::server_connection(time_point now, shared_settings s, server_options opts)
+    : connection(std::make_unique<impl>(gust::role::server, now, std::move(s.ptr))) {
   impl_->hs->sopts = std::move(opts);
   impl_->hs->req_parser.emplace(impl_->cfg.limits);
 }
@@ -1415,7 +1447,10 @@ const http::request* server_connection::request() const noexcept {
 // client_connection
 
 client_connection::client_connection(time_point now, client_options opts, gust::settings s)
-    : connection(std::make_unique<impl>(gust::role::client, now, std::move(s))) {
+    : client_connection(now, std::move(opts), shared_settings(std::move(s))) {}
+
+client_connection::client_connection(time_point now, client_options opts, shared_settings s)
+    : connection(std::make_unique<impl>(gust::role::client, now, std::move(s.ptr))) {
   impl& c = *impl_;
   c.hs->copts = std::move(opts);
   if (c.cfg.deflate.enabled && detail::deflate_available()) {

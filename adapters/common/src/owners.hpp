@@ -21,6 +21,8 @@ class server_state {
     std::unique_ptr<counters> ctr = std::make_unique<counters>();
     bool shutting_down = false;
     bool closing_all = false;  // shutdown with close_connections
+    // cfg.settings with this loop's pools, shared by its connections.
+    std::shared_ptr<const gust::settings> settings;
   };
   std::vector<per_loop> per;
   endpoint bound;

@@ -74,8 +74,9 @@ void server_state::on_accept(std::size_t i, loop_base& loop, int fd, const endpo
   per_loop& p = per[i];
   if (remote.family != endpoint::kind::unix_socket) set_nodelay(fd);
   counters::bump(p.ctr->accepted);
+  if (!p.settings) p.settings = std::make_shared<const gust::settings>(loop.pooled(cfg.settings));
   loop.adopt(fd, false, remote,
-             std::make_unique<server_connection>(loop.now(), loop.pooled(cfg.settings), cfg.options),
+             std::make_unique<server_connection>(loop.now(), shared_settings(p.settings), cfg.options),
              &cfg.handlers, &cfg.backpressure, p.ctr.get(), this, nullptr);
 }
 

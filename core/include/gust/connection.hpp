@@ -193,6 +193,8 @@ class server_connection : public connection {
  public:
   explicit server_connection(time_point now, gust::settings s = {},
                              server_options opts = {});
+  /// The same with settings shared by many connections (a server's).
+  server_connection(time_point now, shared_settings s, server_options opts = {});
 
   /// Answers the pending request_event with 101 Switching Protocols.
   [[nodiscard]] std::error_code accept(time_point now, accept_options opts = {});
@@ -212,6 +214,8 @@ class client_connection : public connection {
  public:
   explicit client_connection(time_point now, client_options opts,
                              gust::settings s = {});
+  /// With settings shared by many connections.
+  client_connection(time_point now, client_options opts, shared_settings s);
 };
 
 }  // namespace gust

@@ -48,6 +48,12 @@ struct server_options {
   bool allow_missing_origin = true;
   /// Server header in every response; empty sends none.
   std::string server_header = "gust";
+  /// Keep the opening request for the life of the connection
+  /// (server_connection::request()). false: it stays readable until the
+  /// open_event has been handled (the next next_event() call), then it is
+  /// freed: a few hundred bytes per connection, more with cookies, for
+  /// servers that take what they need from it at open.
+  bool keep_request = true;
 };
 
 /// How the application accepts a request (server_connection::accept).

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -122,6 +123,15 @@ struct settings {
   bool auto_pong = true;
   /// Empty: the operating system's CSPRNG (getrandom).
   random_source random;
+};
+
+/// Settings shared by many connections (a server's), passed to a
+/// connection's constructor instead of a copy: each connection then holds a
+/// reference (about 230 bytes less per connection).
+struct shared_settings {
+  explicit shared_settings(std::shared_ptr<const settings> p) noexcept : ptr(std::move(p)) {}
+  explicit shared_settings(settings s) : ptr(std::make_shared<const settings>(std::move(s))) {}
+  std::shared_ptr<const settings> ptr;  ///< never null
 };
 
 }  // namespace gust
