@@ -39,6 +39,7 @@
 #include <string>
 #include <vector>
 
+#include "compact.hpp"
 #include "deflate/codec.hpp"
 #include "deflate/negotiation.hpp"
 #include "frame.hpp"
@@ -115,6 +116,8 @@ struct connection::impl {
   gust::state st = gust::state::connecting;
   bool transport_close = false;
   bool eof = false;
+  bool awaiting_answer = false;  // server: request_event out, no answer yet
+  bool release_request = false;  // !keep_request: free it after open_event
 
   // ---- opening handshake -------------------------------------------------
   // What only the handshake needs lives apart and is freed once the
@@ -131,18 +134,16 @@ struct connection::impl {
   };
   std::unique_ptr<handshake_state> hs = std::make_unique<handshake_state>();
   std::unique_ptr<http::request> kept_request;
-  bool release_request = false;  // !keep_request: free it after open_event
   std::unique_ptr<http::response> kept_response;
-  bool awaiting_answer = false;
-  std::string subprotocol;
-  std::string extensions;
+  detail::small_string subprotocol;
+  detail::small_string extensions;
 
   // ---- input -------------------------------------------------------------
   std::unique_ptr<std::byte[]> ibuf;
   std::size_t icap = 0, ipos = 0, iend = 0;
   std::byte* borrowed = nullptr;  // caller's bytes, when our buffer is empty
-  bool lends_buffers = false;     // the caller uses receive(), not prepare()
   std::size_t bpos = 0, bend = 0;
+  bool lends_buffers = false;     // the caller uses receive(), not prepare()
 
   // ---- frame and message being received ----------------------------------
   bool in_header = true;
@@ -151,11 +152,11 @@ struct connection::impl {
   bool zero_copy = false;       // whole message in one frame, left in place
   bool in_message = false;
   message_type msg_type = message_type::binary;
+  bool msg_compressed = false;   // RSV1 on its first frame (RFC 7692 6)
   std::uint64_t msg_size = 0;   // announced so far, checked against the limit
   std::size_t msg_frags = 0;
   detail::utf8_validator utf8;
   std::vector<std::byte> msg_buf;
-  bool msg_compressed = false;   // RSV1 on its first frame (RFC 7692 6)
   std::uint64_t msg_inflated = 0;  // output so far, against max_message_size
 
   // ---- permessage-deflate (RFC 7692) ---------------------------------------
@@ -163,11 +164,11 @@ struct connection::impl {
   // decompressor the peer's. Streams are made when first needed; a direction
   // without context takeover borrows from settings.deflate.pool if any.
   bool deflate_on = false;
+  bool out_compressed = false;  // the fragmented message being sent is
   detail::deflate_agreement agreement;
   std::unique_ptr<detail::deflater> compressor;
   std::unique_ptr<detail::inflater> decompressor;
   std::vector<std::byte> own_scratch;  // a compressed message on its way out
-  bool out_compressed = false;  // the fragmented message being sent is
 
   // ---- sending -----------------------------------------------------------
   detail::output_queue out;
@@ -186,16 +187,16 @@ struct connection::impl {
   bool close_sent = false;
   bool close_received = false;
   std::uint16_t close_code_ev = close_code::abnormal;
-  std::string close_reason;
+  detail::small_string close_reason;
   bool close_clean = false;
   bool close_by_peer = false;
   close_cause cause = close_cause::eof;
 
   // ---- time --------------------------------------------------------------
-  std::optional<time_point> open_deadline;
-  std::optional<time_point> close_deadline;  // CLOSING, or a client awaiting EOF
-  std::optional<time_point> ping_due;
-  std::optional<time_point> pong_deadline;
+  detail::optional_time open_deadline;
+  detail::optional_time close_deadline;  // CLOSING, or a client awaiting EOF
+  detail::optional_time ping_due;
+  detail::optional_time pong_deadline;
   std::uint32_t keepalive_seq = 0;
   std::array<std::byte, 4> keepalive_payload{};
   time_point keepalive_sent{};
@@ -211,7 +212,7 @@ struct connection::impl {
 
   // ---- events raised outside next_event ------------------------------------
   std::array<deferred, 3> deferred_events{};
-  std::size_t deferred_count = 0;
+  std::uint8_t deferred_count = 0;
 
   // =========================================================================
   // Input buffer
@@ -404,6 +405,7 @@ struct connection::impl {
   // Strings count only what they keep outside themselves (libstdc++
   // holds up to 15 characters inline).
   static std::size_t heap(const std::string& x) noexcept { return x.capacity() > 15 ? x.capacity() + 1 : 0; }
+  static std::size_t heap(const detail::small_string& x) noexcept { return x.heap(); }
   // What the kept request or response holds, measured once when kept (it
   // never changes after): memory() runs after every batch of I/O.
   std::size_t kept_bytes = 0;
