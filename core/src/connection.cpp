@@ -237,6 +237,7 @@ struct connection::impl {
     }
   }
   void reserve_input(std::size_t room) {
+    scanned_base = nullptr;
     if (ipos > 0) {
       std::memmove(ibuf.get(), ibuf.get() + ipos, iend - ipos);
       iend -= ipos;
@@ -257,6 +258,7 @@ struct connection::impl {
     icap = cap;
   }
   void append_input(const std::byte* p, std::size_t n) {
+    scanned_base = nullptr;
     if (n == 0) return;
     reserve_input(n);
     std::memcpy(ibuf.get() + iend, p, n);
@@ -280,6 +282,7 @@ struct connection::impl {
   // The caller may recycle its buffer once next_event() returns nothing:
   // keep what is still needed.
   void stash_borrowed() {
+    scanned_base = nullptr;
     if (!borrowed) return;
     std::byte* p = borrowed + bpos;
     const std::size_t n = bend - bpos;
@@ -287,6 +290,7 @@ struct connection::impl {
     append_input(p, n);
   }
   void drop_input() noexcept {
+    scanned_base = nullptr;
     ipos = iend = 0;
     borrowed = nullptr;
     if (icap > input_keep_limit) release_input_storage();
@@ -298,6 +302,60 @@ struct connection::impl {
       cfg.output_pool->internals().give_block(std::move(ibuf), icap);
     ibuf.reset();
     icap = 0;
+  }
+
+  // =========================================================================
+  // Looking ahead for a frame that would fail the connection
+
+  // What close_may_follow() has read of the current input buffer: frames up
+  // to scanned_to (an offset in scanned_base) are harmless. Any change to
+  // the buffers resets it.
+  mutable const std::byte* scanned_base = nullptr;
+  mutable std::size_t scanned_to = 0;
+  mutable bool scanned_hit = false;
+  mutable bool scanned_in_msg = false;
+
+  bool close_may_follow() const noexcept {
+    if (st != gust::state::open || !in_header) return true;
+    const bool own = ipos < iend || !borrowed;
+    const std::byte* base = own ? ibuf.get() : borrowed;
+    const std::size_t pos = own ? ipos : bpos, end = own ? iend : bend;
+    if (base != scanned_base || scanned_to < pos || scanned_to > end) {
+      scanned_base = base;
+      scanned_to = pos;
+      scanned_hit = false;
+      scanned_in_msg = in_message;
+    }
+    if (scanned_hit) return true;
+    const bool masked_in = role == gust::role::server;
+    std::size_t p = scanned_to;
+    bool in_msg = scanned_in_msg;
+    while (end - p >= 2) {
+      frame_header h;
+      std::size_t hsize = 0;
+      const auto status = detail::parse_frame_header(base + p, end - p, h, hsize);
+      if (status == detail::header_status::need_more) break;
+      const std::uint8_t rsv_ok = deflate_on && (h.opcode == 1 || h.opcode == 2) ? 0x4 : 0;
+      bool bad = status != detail::header_status::ok || (h.rsv & ~rsv_ok) != 0 ||
+                 !detail::is_known_opcode(h.opcode) || h.masked != masked_in;
+      if (!bad && detail::is_control(h.opcode)) {
+        bad = h.opcode == opc(detail::opcode::close) || !h.fin ||
+              h.length > detail::max_control_payload;
+      } else if (!bad) {
+        bad = (h.opcode == 0) != in_msg || h.length > cfg.limits.max_message_size ||
+              (cfg.limits.max_frame_size && h.length > cfg.limits.max_frame_size);
+        in_msg = !h.fin;
+      }
+      if (bad) {
+        scanned_hit = true;
+        return true;
+      }
+      if (end - p - hsize < h.length) break;  // the buffer ends inside this frame
+      p += hsize + static_cast<std::size_t>(h.length);
+    }
+    scanned_to = p;
+    scanned_in_msg = in_msg;
+    return false;
   }
 
   // =========================================================================
@@ -1232,11 +1290,13 @@ std::span<std::byte> connection::prepare(std::size_t min_size) {
 
 void connection::commit(std::size_t n, time_point now) {
   impl_->last_now = now;
+  impl_->scanned_base = nullptr;
   impl_->iend += std::min(n, impl_->icap - impl_->iend);
 }
 
 void connection::receive(std::span<std::byte> data, time_point now) {
   impl_->last_now = now;
+  impl_->scanned_base = nullptr;
   impl_->lends_buffers = true;
   if (data.empty()) return;
   impl_->stash_borrowed();
@@ -1257,6 +1317,8 @@ void connection::receive_eof(time_point now) {
 }
 
 std::optional<event> connection::next_event(time_point now) { return impl_->next(now); }
+
+bool connection::close_may_follow() const noexcept { return impl_->close_may_follow(); }
 
 std::span<const const_buffer> connection::pending_output() { return impl_->out.pending(); }
 

@@ -550,10 +550,7 @@ void loop_base::on_input(websocket& ws, std::span<std::byte> data) {
   ws.received_ = true;
   ws.conn_->receive(data, now_);
   ws.holds_borrowed_ = true;
-  batch_ = data;
-  batch_scanned_ = false;
   service(ws);
-  batch_ = {};
 }
 
 void loop_base::on_eof(websocket& ws) {
@@ -585,14 +582,13 @@ void loop_base::pump_events(websocket& ws) {
       ws.holds_borrowed_ = false;  // the core copied what it still needs
       return;
     }
-    const auto* msg = std::get_if<message_event>(&*ev);
-    const std::span<const std::byte> payload = msg ? msg->data : std::span<const std::byte>();
+    const bool msg = std::holds_alternative<message_event>(*ev);
     dispatch(ws, *ev);
-    // The core answers a peer's close by dropping the data frames not yet
-    // handed to the socket (RFC 6455 5.5.1 allows it), so the answer to a
-    // message that arrived just before a close (an echo, a response) would
-    // be lost. When a close may follow in what was read, write now.
-    if (msg && !ws.finished_ && ws.conn_->buffered_amount() > 0 && close_may_follow(ws, payload))
+    // A frame that fails the connection sends its close at once and drops
+    // the data not yet handed to the socket (RFC 6455 7.1.7), so the answer
+    // to a message just before it (an echo, a response) would be lost.
+    // When one may follow in what was read, write now.
+    if (msg && !ws.finished_ && ws.conn_->buffered_amount() > 0 && ws.conn_->close_may_follow())
       backend_write(ws);
   }
   // Stopped early: the rest of the loop's read buffer is still lent to the
@@ -601,46 +597,6 @@ void loop_base::pump_events(websocket& ws) {
     (void)ws.conn_->prepare(1);
     ws.holds_borrowed_ = false;
   }
-}
-
-// Whether a close (or a frame that would fail the connection) may be
-// processed after the message whose payload is `msg`, in the bytes lent to
-// the core by on_input. A message delivered in place lies in that buffer and
-// ends on a frame boundary: the frame headers after it are read (once per
-// batch) without touching the payloads. Anything that cannot be told (a
-// reassembled or inflated message, input the core copied earlier) answers
-// yes, which costs one early write and loses nothing.
-bool loop_base::close_may_follow(websocket& ws, std::span<const std::byte> msg) {
-  const std::byte* begin = batch_.data();
-  const std::byte* end = begin + batch_.size();
-  if (batch_.empty() || msg.data() == nullptr) return true;
-  const std::byte* p = msg.data() + msg.size();
-  const std::less<const std::byte*> before;  // (a total order across buffers)
-  if (before(msg.data(), begin) || before(end, p)) return true;
-  if (batch_scanned_) return batch_close_;
-  batch_scanned_ = true;
-  batch_close_ = true;
-  const bool masked_in = ws.conn_->role() == gust::role::server;
-  while (end - p >= 2) {
-    const auto b0 = std::to_integer<unsigned>(p[0]), b1 = std::to_integer<unsigned>(p[1]);
-    const unsigned op = b0 & 0x0F;
-    if ((b0 & 0x70) != 0 || !(op <= 2 || op == 9 || op == 10) || ((b1 & 0x80) != 0) != masked_in)
-      return true;  // a close, or a frame that fails the connection
-    std::size_t hs = 2;
-    std::uint64_t len = b1 & 0x7F;
-    if (len >= 126) {
-      hs = len == 126 ? 4 : 10;
-      if (std::size_t(end - p) < hs) break;
-      len = 0;
-      for (std::size_t i = 2; i < hs; ++i) len = (len << 8) | std::to_integer<unsigned>(p[i]);
-      if (len >> 63) return true;
-    }
-    if (masked_in) hs += 4;
-    if (std::uint64_t(end - p) < hs + len) break;  // the batch ends inside this frame
-    p += hs + len;
-  }
-  batch_close_ = false;
-  return false;
 }
 
 void loop_base::service(websocket& ws) {

@@ -245,10 +245,6 @@ class loop_base {
   /// Dispatches every event the core has for `ws`.
   void pump_events(websocket& ws);
   void dispatch(websocket& ws, event& ev);
-  bool close_may_follow(websocket& ws, std::span<const std::byte> msg);
-  // The bytes on_input lent to the core, while they are pumped.
-  std::span<const std::byte> batch_;
-  bool batch_scanned_ = false, batch_close_ = false;
   // Owner hooks (server.cpp, client.cpp).
   void server_on_request(websocket& ws, const http::request& req);
   bool server_plain_http(websocket& ws, const handshake_failure& f);

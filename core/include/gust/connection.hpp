@@ -93,6 +93,15 @@ class connection {
   /// handshake, an answer to the request_event) is needed.
   std::optional<event> next_event(time_point now);
 
+  /// Whether the input not processed yet may hold a close frame or a frame
+  /// that fails the connection. Failing sends its close frame at once and
+  /// drops the data still queued (RFC 6455 7.1.7), so a caller that wants
+  /// its answers to the messages before such a frame delivered (an echo,
+  /// Autobahn's strict outcome) writes its output first when this is true.
+  /// Each frame header is read once per input buffer; true when the engine
+  /// cannot tell (a frame cut by the end of the input is looked at later).
+  bool close_may_follow() const noexcept;
+
   // ---- output ------------------------------------------------------------
 
   /// Bytes to send, as a list of buffers ready for writev/sendmsg (at most
