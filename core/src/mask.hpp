@@ -4,9 +4,14 @@
 #pragma once
 
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace gust::detail {
 
@@ -21,31 +26,91 @@ void mask_in_place(std::byte* data, std::size_t n, mask_key key,
 void mask_copy(std::byte* dst, const std::byte* src, std::size_t n,
                mask_key key, std::size_t phase = 0) noexcept;
 
-/// Unmasks a short payload (control frames, small messages) in place, 8
-/// bytes at a time, inline: below a few dozen bytes a call through the SIMD
-/// dispatch costs more than the work. Returns the OR of every unmasked byte,
-/// so `(result & 0x80) == 0` means the payload is ASCII.
-inline std::uint8_t unmask_small(std::byte* data, std::size_t n, mask_key key) noexcept {
+/// Bits that are set in a word when one of its bytes is not ASCII.
+inline constexpr std::uint64_t non_ascii_bits = 0x8080808080808080u;
+
+/// Unmasks a short payload (control frames, small messages) in place,
+/// inline: below a few dozen bytes a call through the SIMD dispatch costs
+/// more than the work, and a 16-byte message should cost one vector XOR.
+/// Returns non-zero when an unmasked byte is not ASCII (the OR of the bytes
+/// is tested once at the end rather than folded to a byte).
+inline std::uint64_t unmask_small(std::byte* data, std::size_t n, mask_key key) noexcept {
   std::uint32_t k32;
   std::memcpy(&k32, key.data(), 4);
+  std::uint64_t seen = 0;
+  std::size_t i = 0;
+#if defined(__SSE2__)
+  // All in vector registers, so that the caller's inlined hot path keeps
+  // its general registers (and no stack frame). The partial vectors' key
+  // is zero above their width: their upper bytes must not look non-ASCII.
+  const __m128i k4 = _mm_cvtsi32_si128(static_cast<int>(k32));
+  const __m128i k16 = _mm_shuffle_epi32(k4, 0);
+  __m128i all = _mm_setzero_si128();
+  for (; i + 16 <= n; i += 16) {
+    auto* at = reinterpret_cast<__m128i*>(data + i);
+    const __m128i w = _mm_xor_si128(_mm_loadu_si128(at), k16);
+    all = _mm_or_si128(all, w);
+    _mm_storeu_si128(at, w);
+  }
+  if (n - i >= 8) {
+    auto* at = reinterpret_cast<__m128i*>(data + i);
+    const __m128i w = _mm_xor_si128(_mm_loadl_epi64(at), _mm_move_epi64(k16));
+    all = _mm_or_si128(all, w);
+    _mm_storel_epi64(at, w);
+    i += 8;
+  }
+  if (n - i >= 4) {
+    std::int32_t v;
+    std::memcpy(&v, data + i, 4);
+    const __m128i w = _mm_xor_si128(_mm_cvtsi32_si128(v), k4);
+    all = _mm_or_si128(all, w);
+    v = _mm_cvtsi128_si32(w);
+    std::memcpy(data + i, &v, 4);
+    i += 4;
+  }
+  seen = static_cast<std::uint64_t>(_mm_movemask_epi8(all));
+#else
   const std::uint64_t k64 = (std::uint64_t{k32} << 32) | k32;
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, data + i, 8);
+    w ^= k64;
+    seen |= w & non_ascii_bits;
+    std::memcpy(data + i, &w, 8);
+  }
+  if (n - i >= 4) {
+    std::uint32_t w;
+    std::memcpy(&w, data + i, 4);
+    w ^= k32;
+    seen |= w & 0x80808080u;
+    std::memcpy(data + i, &w, 4);
+    i += 4;
+  }
+#endif
+  // At most 3 bytes left, at a multiple of 4: key bytes 0, 1, 2, taken from
+  // k32 as it sits in memory (indexing the key array would put it on the
+  // stack).
+  for (unsigned shift = std::endian::native == std::endian::little ? 0 : 24; i < n; ++i) {
+    const auto b = static_cast<std::uint8_t>(std::to_integer<std::uint8_t>(data[i]) ^ (k32 >> shift));
+    data[i] = std::byte{b};
+    seen |= b & 0x80u;
+    shift = std::endian::native == std::endian::little ? shift + 8 : shift - 8;
+  }
+  return seen;
+}
+
+/// Non-zero when one of `n` bytes is not ASCII, for short payloads that
+/// arrive unmasked.
+inline std::uint64_t or_small(const std::byte* data, std::size_t n) noexcept {
   std::uint64_t seen = 0;
   std::size_t i = 0;
   for (; i + 8 <= n; i += 8) {
     std::uint64_t w;
     std::memcpy(&w, data + i, 8);
-    w ^= k64;
     seen |= w;
-    std::memcpy(data + i, &w, 8);
   }
-  for (; i < n; ++i) {
-    data[i] ^= key[i & 3];
-    seen |= std::to_integer<std::uint8_t>(data[i]);
-  }
-  seen |= seen >> 32;
-  seen |= seen >> 16;
-  seen |= seen >> 8;
-  return static_cast<std::uint8_t>(seen);
+  for (; i < n; ++i) seen |= std::to_integer<std::uint8_t>(data[i]);
+  return seen & non_ascii_bits;
 }
 
 /// Name of the implementation selected at run time ("avx2", "sse2",
