@@ -34,6 +34,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cassert>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -155,9 +156,11 @@ struct connection::impl {
 
   // ---- small-frame fast path (next_event) --------------------------------
   // Whole small data frames of fewer payload bytes than this are delivered
-  // by next_small(); 0 turns it off. Written on every return of next(), the
-  // only place that changes the receive state it stands for (between
-  // messages, limits allowing, message buffer not due for release).
+  // by next_small(); 0 turns it off. Non-zero only while OPEN or CLOSING,
+  // with no deferred event, the receive side between messages, the limits
+  // allowing and the message buffer not due for release: written on every
+  // return of next(), which alone changes the receive side, and cleared by
+  // defer() and end_connection(), which change the rest.
   std::uint8_t small_cap = 0;
 
   // ---- permessage-deflate (RFC 7692) ---------------------------------------
@@ -478,11 +481,13 @@ struct connection::impl {
   // Endings
 
   void defer(deferred d) noexcept {
+    small_cap = 0;
     if (deferred_count < deferred_events.size()) deferred_events[deferred_count++] = d;
   }
 
   void end_connection(std::uint16_t code, std::string_view reason, bool clean, bool by_peer,
                       close_cause why) {
+    small_cap = 0;
     st = gust::state::closed;
     close_code_ev = code;
     close_reason.assign(reason);
@@ -960,8 +965,9 @@ struct connection::impl {
   // caller: the fast path stays free of its register saves.
   [[gnu::noinline]] std::optional<event> next(time_point now) {
     std::optional<event> ev = next_general(now);
-    small_cap = in_header && !in_message && msg_buf.capacity() <= message_keep_limit &&
-                        cfg.limits.max_fragments > 0
+    const bool framing = st == gust::state::open || st == gust::state::closing;
+    small_cap = framing && deferred_count == 0 && in_header && !in_message &&
+                        msg_buf.capacity() <= message_keep_limit && cfg.limits.max_fragments > 0
                     ? static_cast<std::uint8_t>(std::min<std::size_t>(small_limit(), 125) + 1)
                     : 0;
     return ev;
@@ -977,6 +983,7 @@ struct connection::impl {
   // else goes to next().
   template <bool server>
   [[gnu::always_inline]] std::optional<event> next_small(time_point now) {
+    assert(!small_cap || ((st == gust::state::open || st == gust::state::closing) && deferred_count == 0));
     last_now = now;
     std::byte* p;
     std::size_t avail;
@@ -990,7 +997,7 @@ struct connection::impl {
       p += bpos;
       avail = bend - bpos;
     }
-    if (avail < 2 || static_cast<unsigned>(st) - 1u > 1u || deferred_count) return next(now);
+    if (avail < 2) return next(now);
     const auto b0 = static_cast<std::uint8_t>(p[0]);
     // FIN, RSV 0, text or binary; masked exactly when we are a server.
     const unsigned len = static_cast<std::uint8_t>(p[1]) - (server ? 0x80u : 0u);

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <array>
-#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -87,14 +86,20 @@ inline std::uint64_t unmask_small(std::byte* data, std::size_t n, mask_key key) 
     i += 4;
   }
 #endif
-  // At most 3 bytes left, at a multiple of 4: key bytes 0, 1, 2, taken from
-  // k32 as it sits in memory (indexing the key array would put it on the
-  // stack).
-  for (unsigned shift = std::endian::native == std::endian::little ? 0 : 24; i < n; ++i) {
-    const auto b = static_cast<std::uint8_t>(std::to_integer<std::uint8_t>(data[i]) ^ (k32 >> shift));
+  // At most 3 bytes left, from a multiple of 4: key bytes 0, 1, 2.
+  if (n - i >= 2) {
+    std::uint16_t w, k;
+    std::memcpy(&w, data + i, 2);
+    std::memcpy(&k, key.data(), 2);
+    w ^= k;
+    seen |= w & 0x8080u;
+    std::memcpy(data + i, &w, 2);
+    i += 2;
+  }
+  if (i < n) {
+    const auto b = static_cast<std::uint8_t>(std::to_integer<std::uint8_t>(data[i] ^ key[i & 2]));
     data[i] = std::byte{b};
     seen |= b & 0x80u;
-    shift = std::endian::native == std::endian::little ? shift + 8 : shift - 8;
   }
   return seen;
 }
