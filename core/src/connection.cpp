@@ -983,33 +983,36 @@ struct connection::impl {
   // else goes to next().
   template <bool server>
   [[gnu::always_inline]] std::optional<event> next_small(time_point now) {
-    assert(!small_cap || ((st == gust::state::open || st == gust::state::closing) && deferred_count == 0));
+    // next() gets it back from here: `now` then holds no register across
+    // the fast path, which has few to spare.
     last_now = now;
-    std::byte* p;
-    std::size_t avail;
-    const bool owned = ipos != iend;
-    if (owned) {
-      p = ibuf.get() + ipos;
-      avail = iend - ipos;
+    assert(!small_cap || ((st == gust::state::open || st == gust::state::closing) && deferred_count == 0));
+    // Our buffer first (a split frame's start), else the caller's.
+    std::size_t* pos;
+    std::size_t end;
+    std::byte* base;
+    if (ipos != iend) {
+      base = ibuf.get();
+      pos = &ipos;
+      end = iend;
     } else {
-      p = borrowed;
-      if (!p) return next(now);
-      p += bpos;
-      avail = bend - bpos;
+      base = borrowed;
+      if (!base) return next(last_now);
+      pos = &bpos;
+      end = bend;
     }
-    if (avail < 2) return next(now);
+    const std::size_t at = *pos;
+    std::byte* const p = base + at;
+    if (end - at < 2) return next(last_now);
     const auto b0 = static_cast<std::uint8_t>(p[0]);
     // FIN, RSV 0, text or binary; masked exactly when we are a server.
     const unsigned len = static_cast<std::uint8_t>(p[1]) - (server ? 0x80u : 0u);
     constexpr std::size_t hs = server ? 6 : 2;
-    if (b0 - 0x81u > 1u || len >= small_cap || avail < hs + len) return next(now);
+    if (b0 - 0x81u > 1u || len >= small_cap || end - at < hs + len) return next(last_now);
     std::byte* payload = p + hs;
-    if (owned) {
-      ipos += hs + len;
-    } else {
-      bpos += hs + len;
-      if (bpos == bend) borrowed = nullptr;
-    }
+    const std::size_t after = at + hs + len;
+    *pos = after;
+    if (after == end && pos == &bpos) borrowed = nullptr;
     std::uint64_t seen;
     if constexpr (server) {
       detail::mask_key key;

@@ -105,17 +105,36 @@ inline std::uint64_t unmask_small(std::byte* data, std::size_t n, mask_key key) 
 }
 
 /// Non-zero when one of `n` bytes is not ASCII, for short payloads that
-/// arrive unmasked.
+/// arrive unmasked. No loop tail: the last word (16, 8 or 4 bytes) is read
+/// where it ends, overlapping the one before it.
 inline std::uint64_t or_small(const std::byte* data, std::size_t n) noexcept {
-  std::uint64_t seen = 0;
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    std::uint64_t w;
-    std::memcpy(&w, data + i, 8);
-    seen |= w;
+#if defined(__SSE2__)
+  if (n >= 16) {
+    __m128i all = _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + n - 16));
+    for (std::size_t i = 0; i + 16 < n; i += 16)
+      all = _mm_or_si128(all, _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + i)));
+    return static_cast<std::uint64_t>(_mm_movemask_epi8(all));
   }
-  for (; i < n; ++i) seen |= std::to_integer<std::uint8_t>(data[i]);
-  return seen & non_ascii_bits;
+#endif
+  if (n >= 8) {
+    std::uint64_t seen;
+    std::memcpy(&seen, data + n - 8, 8);
+    for (std::size_t i = 0; i + 8 < n; i += 8) {
+      std::uint64_t w;
+      std::memcpy(&w, data + i, 8);
+      seen |= w;
+    }
+    return seen & non_ascii_bits;
+  }
+  if (n >= 4) {
+    std::uint32_t head, tail;
+    std::memcpy(&head, data, 4);
+    std::memcpy(&tail, data + n - 4, 4);
+    return (head | tail) & 0x80808080u;
+  }
+  std::uint32_t seen = 0;
+  for (std::size_t i = 0; i < n; ++i) seen |= std::to_integer<std::uint8_t>(data[i]);
+  return seen & 0x80u;
 }
 
 /// Name of the implementation selected at run time ("avx2", "sse2",
