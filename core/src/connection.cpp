@@ -212,8 +212,7 @@ struct connection::impl {
   // Input buffer
 
   // The bytes to parse next. region() also notes which buffer that was,
-  // for need_input(); peek() is for the small-frame path, which never
-  // stalls.
+  // for need_input(). (next_small() picks the same buffer its own way.)
   std::span<std::byte> peek() const noexcept {
     if (ipos < iend || !borrowed) return {ibuf.get() + ipos, iend - ipos};
     return {borrowed + bpos, bend - bpos};
@@ -961,8 +960,8 @@ struct connection::impl {
   time_point last_now{};
   bool stalled = false;  // set by need_input(): stop the read loop
 
-  // The general path of next_event(). Not inlined into next_small()'s
-  // caller: the fast path stays free of its register saves.
+  // The general path of next_event(). Out of line: inlined into
+  // next_event(), its register saves would fall on the fast path too.
   [[gnu::noinline]] std::optional<event> next(time_point now) {
     std::optional<event> ev = next_general(now);
     const bool framing = st == gust::state::open || st == gust::state::closing;
@@ -979,8 +978,8 @@ struct connection::impl {
   // in the buffer. It does what read_header() + read_payload() would do for
   // it, with what does not change from frame to frame (the receive side
   // between messages, the limits) folded into small_cap, the role a
-  // template argument, and no call on the way, so no stack frame. Anything
-  // else goes to next().
+  // template argument, and no call on the way. Anything else goes to
+  // next().
   template <bool server>
   [[gnu::always_inline]] std::optional<event> next_small(time_point now) {
     // next() gets it back from here: `now` then holds no register across
@@ -1027,8 +1026,8 @@ struct connection::impl {
   }
   // A small text frame with bytes above ASCII, consumed and unmasked: no way
   // back to next(), so it is settled here, with read_payload()'s reasons
-  // (the verdict must not depend on how the frame arrived). Out of line:
-  // next_small() makes no call that needs a stack frame.
+  // (the verdict must not depend on how the frame arrived). Out of line,
+  // like every call that next_small() may make.
   [[gnu::noinline]] std::optional<event> small_text(std::byte* payload, std::size_t len) {
     detail::utf8_validator v;
     if (!v.feed(payload, len)) return protocol_fail(close_code::invalid_payload, "invalid UTF-8 in text message");

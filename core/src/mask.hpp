@@ -39,9 +39,9 @@ inline std::uint64_t unmask_small(std::byte* data, std::size_t n, mask_key key) 
   std::uint64_t seen = 0;
   std::size_t i = 0;
 #if defined(__SSE2__)
-  // All in vector registers, so that the caller's inlined hot path keeps
-  // its general registers (and no stack frame). The partial vectors' key
-  // is zero above their width: their upper bytes must not look non-ASCII.
+  // In vector registers, so that the caller's inlined hot path keeps its
+  // general registers. The partial vectors' key is zero above their width:
+  // their upper bytes must not look non-ASCII.
   const __m128i k4 = _mm_cvtsi32_si128(static_cast<int>(k32));
   const __m128i k16 = _mm_shuffle_epi32(k4, 0);
   __m128i all = _mm_setzero_si128();
