@@ -197,3 +197,47 @@ TEST_CASE("mask: large buffers at every alignment") {
     }
   }
 }
+
+TEST_CASE("mask: unmask_small and or_small at every short length, key and alignment") {
+  // The inline small-frame unmask: vector, 8-, 4- and 1-byte steps. Its
+  // result must be non-zero exactly when an unmasked byte is above 0x7F,
+  // wherever that byte is (its upper lanes must not leak the key).
+  std::mt19937 rng(6455);
+  const std::array<mask_key, 3> keys{mask_key{std::byte{0x37}, std::byte{0xfa}, std::byte{0x21}, std::byte{0x3d}},
+                                     mask_key{std::byte{0xff}, std::byte{0xff}, std::byte{0xff}, std::byte{0xff}},
+                                     mask_key{}};
+  for (const mask_key& key : keys) {
+    for (std::size_t n = 0; n <= 130; ++n) {
+      for (std::size_t align = 0; align < 3; ++align) {
+        CAPTURE(n);
+        CAPTURE(align);
+        // ASCII plain text, with a guard byte on either side.
+        std::vector<std::byte> plain(n);
+        for (auto& b : plain) b = std::byte(rng() & 0x7F);
+        std::vector<std::byte> buf(n + align + 2, std::byte{0x5a});
+        std::byte* data = buf.data() + align + 1;
+        reference_mask(data, plain.data(), n, key, 0);
+        CHECK(gust::detail::unmask_small(data, n, key) == 0);
+        CHECK(std::memcmp(data, plain.data(), n) == 0);
+        CHECK(buf[align] == std::byte{0x5a});
+        CHECK(buf[align + 1 + n] == std::byte{0x5a});
+        CHECK(gust::detail::or_small(data, n) == 0);
+        for (std::size_t at = 0; at < n; ++at) {
+          auto high = plain;
+          high[at] |= std::byte{0x80};
+          reference_mask(data, high.data(), n, key, 0);
+          const bool flagged = gust::detail::unmask_small(data, n, key) != 0;
+          const bool ored = gust::detail::or_small(data, n) != 0;
+          const bool same = std::memcmp(data, high.data(), n) == 0;
+          if (!flagged || !ored || !same) {
+            CAPTURE(at);
+            CHECK(flagged);
+            CHECK(ored);
+            CHECK(same);
+            break;
+          }
+        }
+      }
+    }
+  }
+}

@@ -34,6 +34,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cassert>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -159,6 +160,15 @@ struct connection::impl {
   std::vector<std::byte> msg_buf;
   std::uint64_t msg_inflated = 0;  // output so far, against max_message_size
 
+  // ---- small-frame fast path (next_event) --------------------------------
+  // Whole small data frames of fewer payload bytes than this are delivered
+  // by next_small(); 0 turns it off. Non-zero only while OPEN or CLOSING,
+  // with no deferred event, the receive side between messages, the limits
+  // allowing and the message buffer not due for release: written on every
+  // return of next(), which alone changes the receive side, and cleared by
+  // defer() and end_connection(), which change the rest.
+  std::uint8_t small_cap = 0;
+
   // ---- permessage-deflate (RFC 7692) ---------------------------------------
   // Our compressor follows our role's half of the agreement, our
   // decompressor the peer's. Streams are made when first needed; a direction
@@ -218,8 +228,7 @@ struct connection::impl {
   // Input buffer
 
   // The bytes to parse next. region() also notes which buffer that was,
-  // for need_input(); peek() is for the small-frame path, which never
-  // stalls.
+  // for need_input(). (next_small() picks the same buffer its own way.)
   std::span<std::byte> peek() const noexcept {
     if (ipos < iend || !borrowed) return {ibuf.get() + ipos, iend - ipos};
     return {borrowed + bpos, bend - bpos};
@@ -551,11 +560,13 @@ struct connection::impl {
   // Endings
 
   void defer(deferred d) noexcept {
+    small_cap = 0;
     if (deferred_count < deferred_events.size()) deferred_events[deferred_count++] = d;
   }
 
   void end_connection(std::uint16_t code, std::string_view reason, bool clean, bool by_peer,
                       close_cause why) {
+    small_cap = 0;
     st = gust::state::closed;
     close_code_ev = code;
     close_reason.assign(reason);
@@ -785,45 +796,6 @@ struct connection::impl {
     return msg_type != message_type::text || utf8.complete();
   }
 
-  // The hot path of chatty traffic: a whole, unfragmented, uncompressed
-  // text or binary frame of at most 125 bytes, masked as our role expects
-  // and within the limits, already in the buffer. It is exactly what
-  // read_header + read_payload would do for it, minus their generality;
-  // anything else returns nothing and takes that general path.
-  bool small_message_ready() const noexcept {
-    const auto in = peek();
-    if (in.size() < 2 || cfg.limits.max_fragments == 0) return false;
-    const auto b0 = static_cast<std::uint8_t>(in[0]);
-    const auto b1 = static_cast<std::uint8_t>(in[1]);
-    if (b0 != 0x81 && b0 != 0x82) return false;  // FIN, RSV 0, text or binary
-    const bool masked = (b1 & 0x80) != 0;
-    if (masked != (role == gust::role::server)) return false;
-    const std::size_t len = b1 & 0x7F;
-    return len < 126 && in.size() >= (masked ? 6 : 2) + len && len <= small_limit();
-  }
-  // Delivers the frame small_message_ready() accepted.
-  std::optional<event> small_message() {
-    const auto in = peek();
-    const bool masked = role == gust::role::server;
-    const std::size_t len = static_cast<std::uint8_t>(in[1]) & 0x7F;
-    const std::size_t hs = masked ? 6 : 2;
-    std::byte* payload = in.data() + hs;
-    const bool text = static_cast<std::uint8_t>(in[0]) == 0x81;
-    // The bytes are unmasked in place from here on: no way back to the
-    // general path, so failures are handled as it would.
-    bool valid = true;
-    if (masked) {
-      detail::mask_key key;
-      std::memcpy(key.data(), in.data() + 2, 4);
-      const std::uint8_t seen = detail::unmask_small(payload, len, key);
-      if (text && (seen & 0x80)) valid = detail::is_valid_utf8(payload, len);
-    } else if (text) {
-      valid = detail::is_valid_utf8(payload, len);
-    }
-    if (!valid) return protocol_fail(close_code::invalid_payload, "invalid UTF-8 in text message");
-    advance(hs + len);
-    return message_event{text ? message_type::text : message_type::binary, {payload, len}, true};
-  }
   std::size_t small_limit() const noexcept {
     const limits& lim = cfg.limits;
     return lim.max_frame_size ? std::min(lim.max_frame_size, lim.max_message_size) : lim.max_message_size;
@@ -1069,7 +1041,82 @@ struct connection::impl {
   time_point last_now{};
   bool stalled = false;  // set by need_input(): stop the read loop
 
-  std::optional<event> next(time_point now) {
+  // The general path of next_event(). Out of line: inlined into
+  // next_event(), its register saves would fall on the fast path too.
+  [[gnu::noinline]] std::optional<event> next(time_point now) {
+    std::optional<event> ev = next_general(now);
+    const bool framing = st == gust::state::open || st == gust::state::closing;
+    small_cap = framing && deferred_count == 0 && in_header && !in_message && !release_request &&
+                        msg_buf.capacity() <= message_keep_limit && cfg.limits.max_fragments > 0
+                    ? static_cast<std::uint8_t>(std::min<std::size_t>(small_limit(), 125) + 1)
+                    : 0;
+    return ev;
+  }
+
+  // The hot path of chatty traffic, next_event() draining a batch of small
+  // frames: a whole, unfragmented, uncompressed text or binary frame of at
+  // most 125 bytes, masked as our role expects, within the limits, already
+  // in the buffer. It does what read_header() + read_payload() would do for
+  // it, with what does not change from frame to frame (the receive side
+  // between messages, the limits) folded into small_cap, the role a
+  // template argument, and no call on the way. Anything else goes to
+  // next().
+  template <bool server>
+  [[gnu::always_inline]] std::optional<event> next_small(time_point now) {
+    // next() gets it back from here: `now` then holds no register across
+    // the fast path, which has few to spare.
+    last_now = now;
+    assert(!small_cap || ((st == gust::state::open || st == gust::state::closing) && deferred_count == 0));
+    // Our buffer first (a split frame's start), else the caller's.
+    std::size_t* pos;
+    std::size_t end;
+    std::byte* base;
+    if (ipos != iend) {
+      base = ibuf.get();
+      pos = &ipos;
+      end = iend;
+    } else {
+      base = borrowed;
+      if (!base) return next(last_now);
+      pos = &bpos;
+      end = bend;
+    }
+    const std::size_t at = *pos;
+    std::byte* const p = base + at;
+    if (end - at < 2) return next(last_now);
+    const auto b0 = static_cast<std::uint8_t>(p[0]);
+    // FIN, RSV 0, text or binary; masked exactly when we are a server.
+    const unsigned len = static_cast<std::uint8_t>(p[1]) - (server ? 0x80u : 0u);
+    constexpr std::size_t hs = server ? 6 : 2;
+    if (b0 - 0x81u > 1u || len >= small_cap || end - at < hs + len) return next(last_now);
+    std::byte* payload = p + hs;
+    const std::size_t after = at + hs + len;
+    *pos = after;
+    if (after == end && pos == &bpos) borrowed = nullptr;
+    std::uint64_t seen;
+    if constexpr (server) {
+      detail::mask_key key;
+      std::memcpy(key.data(), p + 2, 4);
+      seen = detail::unmask_small(payload, len, key);
+    } else {
+      seen = b0 == 0x81 ? detail::or_small(payload, len) : 0;
+    }
+    if (b0 == 0x81 && seen) [[unlikely]] return small_text(payload, len);
+    // The opcode is the message_type.
+    return message_event{static_cast<message_type>(b0 & 0x0F), {payload, len}, true};
+  }
+  // A small text frame with bytes above ASCII, consumed and unmasked: no way
+  // back to next(), so it is settled here, with read_payload()'s reasons
+  // (the verdict must not depend on how the frame arrived). Out of line,
+  // like every call that next_small() may make.
+  [[gnu::noinline]] std::optional<event> small_text(std::byte* payload, std::size_t len) {
+    detail::utf8_validator v;
+    if (!v.feed(payload, len)) return protocol_fail(close_code::invalid_payload, "invalid UTF-8 in text message");
+    if (!v.complete()) return protocol_fail(close_code::invalid_payload, "text message ends inside a UTF-8 sequence");
+    return message_event{message_type::text, {payload, len}, true};
+  }
+
+  std::optional<event> next_general(time_point now) {
     last_now = now;
     // The previous message's view expires with this call.
     if (!in_message && msg_buf.capacity() > message_keep_limit) std::vector<std::byte>().swap(msg_buf);
@@ -1108,7 +1155,6 @@ struct connection::impl {
         case gust::state::closing:
           break;
       }
-      if (in_header && !in_message && small_message_ready()) return small_message();
       stalled = false;
       std::optional<event> ev = in_header ? read_header(now) : read_payload();
       if (ev || stalled) return ev;
@@ -1316,7 +1362,10 @@ void connection::receive_eof(time_point now) {
   impl_->eof = true;
 }
 
-std::optional<event> connection::next_event(time_point now) { return impl_->next(now); }
+std::optional<event> connection::next_event(time_point now) {
+  return impl_->role == gust::role::server ? impl_->next_small<true>(now)
+                                           : impl_->next_small<false>(now);
+}
 
 bool connection::close_may_follow() const noexcept { return impl_->close_may_follow(); }
 
