@@ -703,7 +703,6 @@ void loop_base::dispatch(websocket& ws, event& ev) {
           }
         } else if constexpr (std::is_same_v<T, open_event>) {
           ws.opened_ = true;
-          ws.extensions_.assign(e.extensions);
           ws.response_ = e.response;
           ws.open_index_ = static_cast<std::uint32_t>(open_.size());
           open_.push_back(&ws);
@@ -1060,6 +1059,10 @@ gust::state websocket::state() const noexcept {
 gust::role websocket::role() const noexcept {
   return conn_ ? conn_->role() : (client_ ? gust::role::client : gust::role::server);
 }
+std::string_view websocket::extensions() const noexcept {
+  return conn_ && opened_ ? conn_->extensions() : std::string_view();
+}
+
 const http::request* websocket::request() const noexcept {
   if (plain_) return static_cast<const server_connection&>(*plain_).request();
   if (!conn_ || conn_->role() != gust::role::server) return nullptr;

@@ -252,7 +252,7 @@ class websocket {
   /// Client: the server's 101 response once open; null otherwise.
   const http::response* response() const noexcept;
   std::string_view subprotocol() const noexcept;
-  std::string_view extensions() const noexcept { return extensions_; }
+  std::string_view extensions() const noexcept;
   std::optional<duration> latency() const noexcept;
   memory_usage memory() const noexcept;
   /// The per-connection user data slot.
@@ -283,7 +283,6 @@ class websocket {
   detail::server_state* server_ = nullptr;
   detail::client_state* client_ = nullptr;
   endpoint remote_;
-  std::string extensions_;
   const http::response* response_ = nullptr;  // client: the core's 101 response
   std::any user_;
   struct held_message {
