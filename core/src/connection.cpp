@@ -1108,7 +1108,18 @@ struct connection::impl {
     if (out_in_message) return errc::message_in_progress;
     if (type == message_type::text && !validated && !detail::is_valid_utf8(data.data(), data.size()))
       return errc::invalid_utf8;
-    if (deflate_on && allow_compression && data.size() >= cfg.deflate.min_size) {
+    const bool compress = deflate_on && allow_compression && data.size() >= cfg.deflate.min_size;
+    if (!compress && !owner && !masks() && data.size() <= 125 &&
+        (cfg.max_send_frame_size == 0 || data.size() <= cfg.max_send_frame_size)) {
+      // The echo of a small message: one unmasked frame with a one-byte
+      // length, written here rather than through queue_data's general path.
+      std::byte* p = out.append(2 + data.size(), true);
+      p[0] = static_cast<std::byte>(0x80 | static_cast<std::uint8_t>(type));
+      p[1] = static_cast<std::byte>(data.size());
+      if (!data.empty()) std::memcpy(p + 2, data.data(), data.size());
+      return {};
+    }
+    if (compress) {
       // RFC 7692 7.2.1: compress, drop the trailing 00 00 ff ff, set RSV1.
       std::vector<std::byte>& zbuf = scratch();
       zbuf.clear();
