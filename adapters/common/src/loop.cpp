@@ -552,8 +552,22 @@ void loop_base::on_input(websocket& ws, std::span<std::byte> data) {
   ws.holds_borrowed_ = true;
   batch_ = data;
   batch_scanned_ = false;
+  batch_clear_ = false;
+  if (ws.scan_skip_ < scan_never) {
+    // The previous reads were scanned to their end: this one is too, from
+    // its first frame header, once, instead of asking per message.
+    if (ws.scan_skip_ >= data.size()) {
+      ws.scan_skip_ -= static_cast<std::uint32_t>(data.size());
+      batch_clear_ = true;
+    } else {
+      batch_clear_ = !scan_frames(ws, data.data() + ws.scan_skip_, data.data() + data.size());
+    }
+    batch_scanned_ = true;
+    batch_close_ = !batch_clear_;
+  }
   service(ws);
   batch_ = {};
+  batch_clear_ = false;
 }
 
 void loop_base::on_eof(websocket& ws) {
@@ -586,13 +600,21 @@ void loop_base::pump_events(websocket& ws) {
       return;
     }
     const auto* msg = std::get_if<message_event>(&*ev);
-    const std::span<const std::byte> payload = msg ? msg->data : std::span<const std::byte>();
-    dispatch(ws, *ev);
-    // The core answers a peer's close by dropping the data frames not yet
-    // handed to the socket (RFC 6455 5.5.1 allows it), so the answer to a
-    // message that arrived just before a close (an echo, a response) would
-    // be lost. When a close may follow in what was read, write now.
-    if (msg && !ws.finished_ && ws.conn_->buffered_amount() > 0 && close_may_follow(ws, payload))
+    if (!msg) {
+      dispatch(ws, *ev);
+      continue;
+    }
+    // Messages are most events: delivered here, not through dispatch's visit.
+    const std::span<const std::byte> payload = msg->data;
+    counters::bump(ws.ctr_->msgs_in);
+    if (ws.h_ && ws.h_->on_message) ws.h_->on_message(ws, *msg);
+    // The core answers a close that fails the connection by dropping the
+    // data frames not yet handed to the socket (RFC 6455 5.5.1 allows it),
+    // so the answer to a message that arrived just before it (an echo, a
+    // response) would be lost. When a close may follow in what was read,
+    // write now.
+    if (!batch_clear_ && !ws.finished_ && ws.conn_->buffered_amount() > 0 &&
+        close_may_follow(ws, payload))
       backend_write(ws);
   }
   // Stopped early: the rest of the loop's read buffer is still lent to the
@@ -607,44 +629,78 @@ void loop_base::pump_events(websocket& ws) {
 // processed after the message whose payload is `msg`, in the bytes lent to
 // the core by on_input. A message delivered in place lies in that buffer and
 // ends on a frame boundary: the frame headers after it are read (once per
-// batch) without touching the payloads. Anything that cannot be told (a
-// reassembled or inflated message, input the core copied earlier) answers
-// yes, which costs one early write and loses nothing.
+// batch) without touching the payloads. Once a read has been scanned to its
+// end, where the next read's first header lies is known, and on_input scans
+// every later read whole, which answers for every message of the batch,
+// in place or not (inflated, reassembled). Anything that cannot be told
+// answers yes, which costs one early write and loses nothing.
 bool loop_base::close_may_follow(websocket& ws, std::span<const std::byte> msg) {
   const std::byte* begin = batch_.data();
   const std::byte* end = begin + batch_.size();
+  if (batch_scanned_ && !batch_close_) return false;
   if (batch_.empty() || msg.data() == nullptr) return true;
   const std::byte* p = msg.data() + msg.size();
   const std::less<const std::byte*> before;  // (a total order across buffers)
   if (before(msg.data(), begin) || before(end, p)) return true;
   if (batch_scanned_) return batch_close_;
   batch_scanned_ = true;
-  batch_close_ = true;
+  batch_close_ = scan_frames(ws, p, end);
+  // What the core delivers after this message comes from the bytes after it.
+  batch_clear_ = !batch_close_;
+  return batch_close_;
+}
+
+bool loop_base::scan_frames(websocket& ws, const std::byte* p, const std::byte* end) {
   const bool masked_in = ws.conn_->role() == gust::role::server;
+  // RSV1 marks a compressed message's first frame (RFC 7692 6): legal on a
+  // text or binary frame once permessage-deflate is agreed.
+  const unsigned rsv_allowed = ws.conn_->compression_enabled() ? 0x40 : 0;
   while (end - p >= 2) {
     const auto b0 = std::to_integer<unsigned>(p[0]), b1 = std::to_integer<unsigned>(p[1]);
     const unsigned op = b0 & 0x0F;
-    if ((b0 & 0x70) != 0 || !(op <= 2 || op == 9 || op == 10) || ((b1 & 0x80) != 0) != masked_in)
-      return true;  // a close, or a frame that fails the connection
+    const bool data_start = op == 1 || op == 2;
+    if ((b0 & 0x70 & ~(data_start ? rsv_allowed : 0u)) != 0 ||
+        !(op <= 2 || op == 9 || op == 10) || ((b1 & 0x80) != 0) != masked_in) {
+      ws.scan_skip_ = scan_never;  // a close, or a frame that fails the connection
+      return true;
+    }
     std::size_t hs = 2;
     std::uint64_t len = b1 & 0x7F;
     if (len >= 126) {
       hs = len == 126 ? 4 : 10;
-      if (std::size_t(end - p) < hs) break;
+      if (std::size_t(end - p) < hs) {
+        ws.scan_skip_ = scan_unknown;
+        return false;
+      }
       len = 0;
       for (std::size_t i = 2; i < hs; ++i) len = (len << 8) | std::to_integer<unsigned>(p[i]);
-      if (len >> 63) return true;
+      if (len >> 63) {
+        ws.scan_skip_ = scan_never;
+        return true;
+      }
     }
     if (masked_in) hs += 4;
-    if (std::uint64_t(end - p) < hs + len) break;  // the batch ends inside this frame
+    const std::uint64_t left = std::uint64_t(end - p);
+    if (left < hs + len) {  // the batch ends inside this frame
+      const std::uint64_t rest = hs + len - left;
+      ws.scan_skip_ = left >= hs && rest < scan_never ? static_cast<std::uint32_t>(rest) : scan_unknown;
+      return false;
+    }
     p += hs + len;
   }
-  batch_close_ = false;
+  ws.scan_skip_ = p == end ? 0 : scan_unknown;
   return false;
 }
 
 void loop_base::service(websocket& ws) {
   if (ws.finished_ || !ws.conn_) return;
+  websocket* const outer = servicing_;
+  servicing_ = &ws;
+  service_turn(ws);
+  servicing_ = outer;
+}
+
+void loop_base::service_turn(websocket& ws) {
   connection& c = *ws.conn_;
   for (int round = 0; round < 8; ++round) {
     pump_events(ws);
@@ -718,13 +774,7 @@ void loop_base::feed_held(websocket& ws) {
   }
 }
 
-std::error_code loop_base::after_send(websocket& ws, std::error_code ec) {
-  if (!ec) {
-    counters::bump(ws.ctr_->msgs_out);
-    mark_dirty(ws);
-    if (!ws.over_limit_) update_backpressure(ws);
-    return ec;
-  }
+std::error_code loop_base::send_failed(websocket& ws, std::error_code ec) {
   if (ec == errc::output_limit_reached && ws.bp_->hard_limit_close_code) {
     counters::bump(ws.ctr_->hard_limit_closes);
     ws.conn_->fail(now_, ws.bp_->hard_limit_close_code, "send buffer over its limit");

@@ -296,6 +296,11 @@ class websocket {
   std::size_t gauge_buffered_ = 0, gauge_memory_ = 0;
   std::uint32_t slot_ = 0, serial_ = 0;
   std::uint32_t open_index_ = UINT32_MAX;
+  // Added by the facade's hot-path work (fits in the padding before the
+  // flags below): the loop's frame-header scan of this connection's input,
+  // see loop_base::scan_frames. Bytes at the start of the next read that end
+  // a frame already scanned, or scan_unknown / scan_never.
+  std::uint32_t scan_skip_ = UINT32_MAX;
   bool answered_ = false;       // server: on_request answered
   bool received_ = false;       // any byte read from the peer
   bool opened_ = false;         // open event delivered
