@@ -601,6 +601,7 @@ void loop_base::pump_events(websocket& ws) {
     }
     const auto* msg = std::get_if<message_event>(&*ev);
     if (!msg) {
+      if (std::holds_alternative<open_event>(*ev)) scan_after_head(ws);
       dispatch(ws, *ev);
       continue;
     }
@@ -648,6 +649,29 @@ bool loop_base::close_may_follow(websocket& ws, std::span<const std::byte> msg) 
   // What the core delivers after this message comes from the bytes after it.
   batch_clear_ = !batch_close_;
   return batch_close_;
+}
+
+// The connection opened while pumping a read: if that read holds the end
+// of the opening request (or response) head, the frames start right after
+// it, so the scan starts there instead of waiting for a message delivered
+// in place (a compressed one never is). The head is ASCII: a match preceded
+// by anything else (a head split between reads, and frame bytes) is not
+// trusted.
+void loop_base::scan_after_head(websocket& ws) {
+  if (batch_.empty() || batch_scanned_ || ws.scan_skip_ != scan_unknown) return;
+  const std::byte* p = batch_.data();
+  const std::byte* end = p + batch_.size();
+  for (; end - p >= 4; ++p) {
+    const unsigned c = std::to_integer<unsigned>(p[0]);
+    if (c == '\r' && std::to_integer<unsigned>(p[1]) == '\n' && std::to_integer<unsigned>(p[2]) == '\r' &&
+        std::to_integer<unsigned>(p[3]) == '\n')
+      break;
+    if (c >= 0x80 || (c < 0x20 && c != '\t' && c != '\r' && c != '\n')) return;
+  }
+  if (end - p < 4) return;
+  batch_scanned_ = true;
+  batch_close_ = scan_frames(ws, p + 4, end);
+  batch_clear_ = !batch_close_;
 }
 
 bool loop_base::scan_frames(websocket& ws, const std::byte* p, const std::byte* end) {

@@ -261,6 +261,7 @@ class loop_base {
   /// that fails the connection. Records in ws.scan_skip_ where the next
   /// read's first frame header is, when that is known.
   static bool scan_frames(websocket& ws, const std::byte* p, const std::byte* end);
+  void scan_after_head(websocket& ws);
   static constexpr std::uint32_t scan_unknown = UINT32_MAX, scan_never = UINT32_MAX - 1;
   // The bytes on_input lent to the core, while they are pumped.
   std::span<const std::byte> batch_;
