@@ -560,7 +560,8 @@ void loop_base::on_input(websocket& ws, std::span<std::byte> data) {
       ws.scan_skip_ -= static_cast<std::uint32_t>(data.size());
       batch_clear_ = true;
     } else {
-      batch_clear_ = !scan_frames(ws, data.data() + ws.scan_skip_, data.data() + data.size());
+      batch_clear_ = !scan_frames(ws, data.data() + ws.scan_skip_, data.data() + data.size(),
+                                  ws.scan_in_message_);
     }
     batch_scanned_ = true;
     batch_close_ = !batch_clear_;
@@ -645,7 +646,7 @@ bool loop_base::close_may_follow(websocket& ws, std::span<const std::byte> msg) 
   if (before(msg.data(), begin) || before(end, p)) return true;
   if (batch_scanned_) return batch_close_;
   batch_scanned_ = true;
-  batch_close_ = scan_frames(ws, p, end);
+  batch_close_ = scan_frames(ws, p, end, false);  // (a message in place is a whole one)
   // What the core delivers after this message comes from the bytes after it.
   batch_clear_ = !batch_close_;
   return batch_close_;
@@ -670,26 +671,43 @@ void loop_base::scan_after_head(websocket& ws) {
   }
   if (end - p < 4) return;
   batch_scanned_ = true;
-  batch_close_ = scan_frames(ws, p + 4, end);
+  batch_close_ = scan_frames(ws, p + 4, end, false);
   batch_clear_ = !batch_close_;
 }
 
-bool loop_base::scan_frames(websocket& ws, const std::byte* p, const std::byte* end) {
+bool loop_base::scan_frames(websocket& ws, const std::byte* p, const std::byte* end, bool in_message) {
   const bool masked_in = ws.conn_->role() == gust::role::server;
   // RSV1 marks a compressed message's first frame (RFC 7692 6): legal on a
   // text or binary frame once permessage-deflate is agreed.
   const unsigned rsv_allowed = ws.conn_->compression_enabled() ? 0x40 : 0;
+  // Above this a data frame may be refused (the core's own limit on the
+  // wire is not lower).
+  const limits& lim = ws.conn_->settings().limits;
+  const std::uint64_t frame_limit =
+      lim.max_frame_size ? std::min<std::uint64_t>(lim.max_frame_size, lim.max_message_size) : lim.max_message_size;
+  auto fails = [&] {
+    ws.scan_skip_ = scan_never;  // a close, or a frame that fails the connection
+    return true;
+  };
   while (end - p >= 2) {
     const auto b0 = std::to_integer<unsigned>(p[0]), b1 = std::to_integer<unsigned>(p[1]);
     const unsigned op = b0 & 0x0F;
+    const bool fin = (b0 & 0x80) != 0;
     const bool data_start = op == 1 || op == 2;
-    if ((b0 & 0x70 & ~(data_start ? rsv_allowed : 0u)) != 0 ||
-        !(op <= 2 || op == 9 || op == 10) || ((b1 & 0x80) != 0) != masked_in) {
-      ws.scan_skip_ = scan_never;  // a close, or a frame that fails the connection
-      return true;
+    if ((b0 & 0x70 & ~(data_start ? rsv_allowed : 0u)) != 0 || ((b1 & 0x80) != 0) != masked_in) return fails();
+    std::uint64_t len = b1 & 0x7F;
+    if (op == 9 || op == 10) {
+      if (!fin || len > 125) return fails();
+    } else if (op == 0) {
+      if (!in_message) return fails();  // a continuation with nothing to continue
+      in_message = !fin;
+    } else if (data_start) {
+      if (in_message) return fails();  // a new message inside a fragmented one
+      in_message = !fin;
+    } else {
+      return fails();  // close, or a reserved opcode
     }
     std::size_t hs = 2;
-    std::uint64_t len = b1 & 0x7F;
     if (len >= 126) {
       hs = len == 126 ? 4 : 10;
       if (std::size_t(end - p) < hs) {
@@ -698,21 +716,21 @@ bool loop_base::scan_frames(websocket& ws, const std::byte* p, const std::byte* 
       }
       len = 0;
       for (std::size_t i = 2; i < hs; ++i) len = (len << 8) | std::to_integer<unsigned>(p[i]);
-      if (len >> 63) {
-        ws.scan_skip_ = scan_never;
-        return true;
-      }
+      if (len >> 63) return fails();
     }
+    if (op < 8 && len > frame_limit) return fails();
     if (masked_in) hs += 4;
     const std::uint64_t left = std::uint64_t(end - p);
     if (left < hs + len) {  // the batch ends inside this frame
       const std::uint64_t rest = hs + len - left;
       ws.scan_skip_ = left >= hs && rest < scan_never ? static_cast<std::uint32_t>(rest) : scan_unknown;
+      ws.scan_in_message_ = in_message;
       return false;
     }
     p += hs + len;
   }
   ws.scan_skip_ = p == end ? 0 : scan_unknown;
+  ws.scan_in_message_ = in_message;
   return false;
 }
 

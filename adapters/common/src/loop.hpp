@@ -257,10 +257,11 @@ class loop_base {
   void pump_events(websocket& ws);
   void dispatch(websocket& ws, event& ev);
   bool close_may_follow(websocket& ws, std::span<const std::byte> msg);
-  /// Reads the frame headers in [p, end): true if one is a close or a frame
-  /// that fails the connection. Records in ws.scan_skip_ where the next
-  /// read's first frame header is, when that is known.
-  static bool scan_frames(websocket& ws, const std::byte* p, const std::byte* end);
+  /// Reads the frame headers in [p, end) (`in_message`: a fragmented
+  /// message is open at p): true if one is a close or a frame whose header
+  /// fails the connection. Records in ws.scan_skip_ where the next read's
+  /// first frame header is, when that is known.
+  static bool scan_frames(websocket& ws, const std::byte* p, const std::byte* end, bool in_message);
   void scan_after_head(websocket& ws);
   static constexpr std::uint32_t scan_unknown = UINT32_MAX, scan_never = UINT32_MAX - 1;
   // The bytes on_input lent to the core, while they are pumped.

@@ -299,8 +299,10 @@ class websocket {
   // Added by the facade's hot-path work (fits in the padding before the
   // flags below): the loop's frame-header scan of this connection's input,
   // see loop_base::scan_frames. Bytes at the start of the next read that end
-  // a frame already scanned, or scan_unknown / scan_never.
+  // a frame already scanned, or scan_unknown / scan_never; and whether a
+  // fragmented message is open there.
   std::uint32_t scan_skip_ = UINT32_MAX;
+  bool scan_in_message_ = false;
   bool answered_ = false;       // server: on_request answered
   bool received_ = false;       // any byte read from the peer
   bool opened_ = false;         // open event delivered
