@@ -1101,6 +1101,31 @@ struct connection::impl {
     return {};
   }
 
+  // A small message a server sends uncompressed: one frame with a one-byte
+  // length, written without queue_data's general path. The echo of a small
+  // message takes it; send_small() is its whole route from connection::send.
+  bool small_unmasked(std::size_t n) const noexcept {
+    return !masks() && n <= 125 && (cfg.max_send_frame_size == 0 || n <= cfg.max_send_frame_size);
+  }
+  void write_small(message_type type, std::span<const std::byte> data) {
+    std::byte* p = out.append(2 + data.size(), true);
+    p[0] = static_cast<std::byte>(0x80 | static_cast<std::uint8_t>(type));
+    p[1] = static_cast<std::byte>(data.size());
+    if (!data.empty()) std::memcpy(p + 2, data.data(), data.size());
+  }
+  // true: handled (sent, or refused with `ec`); false: take send().
+  bool send_small(message_type type, std::span<const std::byte> data, bool allow_compression,
+                  std::error_code& ec) {
+    if (st != gust::state::open || out_in_message || !small_unmasked(data.size()) ||
+        (deflate_on && allow_compression && data.size() >= cfg.deflate.min_size) ||
+        out.size() >= cfg.limits.max_buffered_output ||
+        (type == message_type::text && !detail::is_valid_utf8(data.data(), data.size())))
+      return false;  // (send() says why, if it is refused)
+    write_small(type, data);
+    ec = {};
+    return true;
+  }
+
   std::error_code send(message_type type, std::span<const std::byte> data,
                        const std::shared_ptr<const void>* owner, bool allow_compression = true,
                        bool validated = false) {
@@ -1109,14 +1134,8 @@ struct connection::impl {
     if (type == message_type::text && !validated && !detail::is_valid_utf8(data.data(), data.size()))
       return errc::invalid_utf8;
     const bool compress = deflate_on && allow_compression && data.size() >= cfg.deflate.min_size;
-    if (!compress && !owner && !masks() && data.size() <= 125 &&
-        (cfg.max_send_frame_size == 0 || data.size() <= cfg.max_send_frame_size)) {
-      // The echo of a small message: one unmasked frame with a one-byte
-      // length, written here rather than through queue_data's general path.
-      std::byte* p = out.append(2 + data.size(), true);
-      p[0] = static_cast<std::byte>(0x80 | static_cast<std::uint8_t>(type));
-      p[1] = static_cast<std::byte>(data.size());
-      if (!data.empty()) std::memcpy(p + 2, data.data(), data.size());
+    if (!compress && !owner && small_unmasked(data.size())) {
+      write_small(type, data);
       return {};
     }
     if (compress) {
@@ -1260,6 +1279,8 @@ std::error_code connection::send_binary(std::span<const std::byte> data) {
 }
 std::error_code connection::send(message_type type, std::span<const std::byte> data,
                                  bool compress) {
+  std::error_code ec;
+  if (impl_->send_small(type, data, compress, ec)) return ec;
   return impl_->send(type, data, nullptr, compress);
 }
 std::error_code connection::send_shared(message_type type, std::span<const std::byte> data,

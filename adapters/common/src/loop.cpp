@@ -689,8 +689,20 @@ bool loop_base::scan_frames(websocket& ws, const std::byte* p, const std::byte* 
     ws.scan_skip_ = scan_never;  // a close, or a frame that fails the connection
     return true;
   };
+  const unsigned mask_bit = masked_in ? 0x80 : 0;
+  const std::size_t mask_size = masked_in ? 4 : 0;
+  const bool small_fits = frame_limit >= 125;
   while (end - p >= 2) {
     const auto b0 = std::to_integer<unsigned>(p[0]), b1 = std::to_integer<unsigned>(p[1]);
+    // Most frames are whole small text or binary messages: one test.
+    if (!in_message && small_fits && (b0 & ~rsv_allowed) - 0x81u <= 1u && (b1 & 0x80) == mask_bit &&
+        (b1 & 0x7F) < 126) {
+      const std::size_t size = 2 + mask_size + (b1 & 0x7F);
+      if (std::size_t(end - p) >= size) {
+        p += size;
+        continue;
+      }
+    }
     const unsigned op = b0 & 0x0F;
     const bool fin = (b0 & 0x80) != 0;
     const bool data_start = op == 1 || op == 2;
