@@ -1113,16 +1113,14 @@ struct connection::impl {
     p[1] = static_cast<std::byte>(data.size());
     if (!data.empty()) std::memcpy(p + 2, data.data(), data.size());
   }
-  // true: handled (sent, or refused with `ec`); false: take send().
-  bool send_small(message_type type, std::span<const std::byte> data, bool allow_compression,
-                  std::error_code& ec) {
+  // true: queued; false: take send().
+  bool send_small(message_type type, std::span<const std::byte> data, bool allow_compression) {
     if (st != gust::state::open || out_in_message || !small_unmasked(data.size()) ||
         (deflate_on && allow_compression && data.size() >= cfg.deflate.min_size) ||
         out.size() >= cfg.limits.max_buffered_output ||
         (type == message_type::text && !detail::is_valid_utf8(data.data(), data.size())))
       return false;  // (send() says why, if it is refused)
     write_small(type, data);
-    ec = {};
     return true;
   }
 
@@ -1279,8 +1277,7 @@ std::error_code connection::send_binary(std::span<const std::byte> data) {
 }
 std::error_code connection::send(message_type type, std::span<const std::byte> data,
                                  bool compress) {
-  std::error_code ec;
-  if (impl_->send_small(type, data, compress, ec)) return ec;
+  if (impl_->send_small(type, data, compress)) return {};
   return impl_->send(type, data, nullptr, compress);
 }
 std::error_code connection::send_shared(message_type type, std::span<const std::byte> data,

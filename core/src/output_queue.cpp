@@ -179,16 +179,18 @@ std::span<const const_buffer> output_queue::pending() {
   // written back to back in the arena goes out as one buffer.
   const std::byte* run = data_of(segs_[head_]) + head_done_;
   std::size_t run_size = segs_[head_].size - head_done_;
+  const std::byte* const arena = arena_.get();
   for (std::size_t i = head_ + 1; i < segs_.size(); ++i) {
-    const std::byte* d = data_of(segs_[i]);
+    const segment& sg = segs_[i];
+    const std::byte* d = sg.k == kind::arena ? arena + sg.offset : data_of(sg);
     if (d == run + run_size) {
-      run_size += segs_[i].size;
+      run_size += sg.size;
       continue;
     }
     iov_.push_back({run, run_size});
     if (iov_.size() == max_iov) return iov_;
     run = d;
-    run_size = segs_[i].size;
+    run_size = sg.size;
   }
   iov_.push_back({run, run_size});
   return iov_;
