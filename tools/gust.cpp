@@ -32,7 +32,7 @@ constexpr std::string_view main_usage =
 
 constexpr std::string_view serve_usage =
     "usage: gust serve [--host H] [--port P] [--adapter A] [--echo | --chat]\n"
-    "                  [--deflate] [--max-size N] [--threads N] [--verbose]\n"
+    "                  [--deflate] [--max-size N] [--threads N] [--verbose] [--stats]\n"
     "\n"
     "Runs a WebSocket server and prints `listening on ws://HOST:PORT/` once ready.\n"
     "\n"
@@ -49,6 +49,8 @@ constexpr std::string_view serve_usage =
     "  --threads N    event loops, one per thread, each with its own listener\n"
     "                 on the same port (SO_REUSEPORT; default 1)\n"
     "  --verbose      log connections and errors to standard error\n"
+    "  --stats        at exit, print the message and byte counters to standard\n"
+    "                 error (exact message counts for profiling runs)\n"
     "  --help         this text\n"
     "\n"
     "/healthz answers 200 in every mode. SIGTERM or SIGINT closes every\n"
@@ -236,13 +238,13 @@ gust::http::response text_response(int status, std::string_view content_type, st
 int serve(int argc, char** argv) {
   std::string error;
   auto a = parse(argc, argv, 2, {"host", "port", "adapter", "max-size", "threads"},
-                 {"echo", "chat", "deflate", "verbose", "help"}, error);
+                 {"echo", "chat", "deflate", "verbose", "stats", "help"}, error);
   if (!a) throw usage_error{error};
   gust::server_config cfg;
   cfg.adapter = default_adapter();
   cfg.host = "127.0.0.1";
   cfg.port = 8765;
-  bool echo = false, chat = false, verbose = false;
+  bool echo = false, chat = false, verbose = false, print_stats = false;
   for (auto& [name, v] : a->options) {
     if (name == "help") {
       std::cout << serve_usage << "\nadapters in this build: " << adapters_list() << "\n";
@@ -271,6 +273,8 @@ int serve(int argc, char** argv) {
       cfg.settings.deflate.enabled = true;
     } else if (name == "verbose") {
       verbose = true;
+    } else if (name == "stats") {
+      print_stats = true;
     }
   }
   if (!a->positional.empty()) throw usage_error{"unexpected argument '" + a->positional.front() + "'"};
@@ -338,6 +342,12 @@ int serve(int argc, char** argv) {
                  page.c_str());
   }
   srv.run();
+  if (print_stats) {
+    const gust::stats s = srv.stats();
+    std::fprintf(stderr, "gust serve: stats messages_in %llu messages_out %llu bytes_in %llu bytes_out %llu\n",
+                 static_cast<unsigned long long>(s.messages_in), static_cast<unsigned long long>(s.messages_out),
+                 static_cast<unsigned long long>(s.bytes_in), static_cast<unsigned long long>(s.bytes_out));
+  }
   return 0;
 }
 

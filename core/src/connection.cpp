@@ -327,6 +327,9 @@ struct connection::impl {
   bool close_may_follow() const noexcept {
     if (st != gust::state::open || !in_header) return true;
     const bool own = ipos < iend || !borrowed;
+    // Right after a frame split between two inputs, the rest of our buffer
+    // runs into the caller's: not worth reading across (one early write).
+    if (own && borrowed) return true;
     const std::byte* base = own ? ibuf.get() : borrowed;
     const std::size_t pos = own ? ipos : bpos, end = own ? iend : bend;
     if (base != scanned_base || scanned_to < pos || scanned_to > end) {
@@ -1234,6 +1237,29 @@ struct connection::impl {
     return {};
   }
 
+  // A small message a server sends uncompressed: one frame with a one-byte
+  // length, written without queue_data's general path. The echo of a small
+  // message takes it; send_small() is its whole route from connection::send.
+  bool small_unmasked(std::size_t n) const noexcept {
+    return !masks() && n <= 125 && (cfg.max_send_frame_size == 0 || n <= cfg.max_send_frame_size);
+  }
+  void write_small(message_type type, std::span<const std::byte> data) {
+    std::byte* p = out.append(2 + data.size(), true);
+    p[0] = static_cast<std::byte>(0x80 | static_cast<std::uint8_t>(type));
+    p[1] = static_cast<std::byte>(data.size());
+    if (!data.empty()) std::memcpy(p + 2, data.data(), data.size());
+  }
+  // true: queued; false: take send().
+  bool send_small(message_type type, std::span<const std::byte> data, bool allow_compression) {
+    if (st != gust::state::open || out_in_message || !small_unmasked(data.size()) ||
+        (deflate_on && allow_compression && data.size() >= cfg.deflate.min_size) ||
+        out.size() >= cfg.limits.max_buffered_output ||
+        (type == message_type::text && !detail::is_valid_utf8(data.data(), data.size())))
+      return false;  // (send() says why, if it is refused)
+    write_small(type, data);
+    return true;
+  }
+
   std::error_code send(message_type type, std::span<const std::byte> data,
                        const std::shared_ptr<const void>* owner, bool allow_compression = true,
                        bool validated = false) {
@@ -1241,7 +1267,12 @@ struct connection::impl {
     if (out_in_message) return errc::message_in_progress;
     if (type == message_type::text && !validated && !detail::is_valid_utf8(data.data(), data.size()))
       return errc::invalid_utf8;
-    if (deflate_on && allow_compression && data.size() >= cfg.deflate.min_size) {
+    const bool compress = deflate_on && allow_compression && data.size() >= cfg.deflate.min_size;
+    if (!compress && !owner && small_unmasked(data.size())) {
+      write_small(type, data);
+      return {};
+    }
+    if (compress) {
       // RFC 7692 7.2.1: compress, drop the trailing 00 00 ff ff, set RSV1.
       std::vector<std::byte>& zbuf = scratch();
       zbuf.clear();
@@ -1389,6 +1420,7 @@ std::error_code connection::send_binary(std::span<const std::byte> data) {
 }
 std::error_code connection::send(message_type type, std::span<const std::byte> data,
                                  bool compress) {
+  if (impl_->send_small(type, data, compress)) return {};
   return impl_->send(type, data, nullptr, compress);
 }
 std::error_code connection::send_shared(message_type type, std::span<const std::byte> data,

@@ -82,7 +82,7 @@ std::byte* output_queue::arena_alloc(std::size_t n) {
   return p;
 }
 
-std::byte* output_queue::append(std::size_t n, bool frame_start, bool control) {
+std::byte* output_queue::append_slow(std::size_t n, bool frame_start, bool control) {
   std::byte* p = arena_alloc(n);
   segs_.push_back({kind::arena, frame_start, control, static_cast<std::size_t>(p - arena_.get()), n,
                    nullptr, nullptr});
@@ -174,10 +174,25 @@ const std::byte* output_queue::data_of(const segment& s) const noexcept {
 
 std::span<const const_buffer> output_queue::pending() {
   iov_.clear();
-  for (std::size_t i = head_; i < segs_.size() && iov_.size() < max_iov; ++i) {
-    const std::size_t skip = i == head_ ? head_done_ : 0;
-    iov_.push_back({data_of(segs_[i]) + skip, segs_[i].size - skip});
+  if (head_ == segs_.size()) return iov_;
+  // Fewer entries, less for the kernel to walk: a run of small frames
+  // written back to back in the arena goes out as one buffer.
+  const std::byte* run = data_of(segs_[head_]) + head_done_;
+  std::size_t run_size = segs_[head_].size - head_done_;
+  const std::byte* const arena = arena_.get();
+  for (std::size_t i = head_ + 1; i < segs_.size(); ++i) {
+    const segment& sg = segs_[i];
+    const std::byte* d = sg.k == kind::arena ? arena + sg.offset : data_of(sg);
+    if (d == run + run_size) {
+      run_size += sg.size;
+      continue;
+    }
+    iov_.push_back({run, run_size});
+    if (iov_.size() == max_iov) return iov_;
+    run = d;
+    run_size = sg.size;
   }
+  iov_.push_back({run, run_size});
   return iov_;
 }
 
@@ -191,6 +206,15 @@ void output_queue::release_front() {
 
 bool output_queue::consume(std::size_t n) {
   if (n > pending_bytes_) return false;
+  if (n == pending_bytes_) {
+    // Everything went out (the usual case): no segment-by-segment release;
+    // clearing the list drops the owners, and no pong slot is in use.
+    pending_bytes_ = 0;
+    pong_in_use_[0] = pong_in_use_[1] = false;
+    head_ = segs_.size();
+    head_done_ = 0;
+    n = 0;
+  }
   pending_bytes_ -= n;
   while (n > 0) {
     const std::size_t left = segs_[head_].size - head_done_;

@@ -35,7 +35,18 @@ class output_queue {
   /// `n` writable bytes at the back of the queue, copied data. `frame_start`
   /// marks the first segment of a frame (where a control frame may be put
   /// before it). The pointer is valid until the next call that adds.
-  std::byte* append(std::size_t n, bool frame_start, bool control = false);
+  [[gnu::always_inline]] std::byte* append(std::size_t n, bool frame_start, bool control = false) {
+    // Inline for the common case (room in the arena and in the segment
+    // list): it runs once per message sent.
+    if (arena_used_ + n <= arena_cap_ && segs_.size() < segs_.capacity()) [[likely]] {
+      std::byte* p = arena_.get() + arena_used_;
+      segs_.push_back({kind::arena, frame_start, control, arena_used_, n, nullptr, nullptr});
+      arena_used_ += n;
+      pending_bytes_ += n;
+      return p;
+    }
+    return append_slow(n, frame_start, control);
+  }
   /// A segment referencing `n` bytes at `p`, kept alive by `owner`.
   void append_external(const std::byte* p, std::size_t n,
                        std::shared_ptr<const void> owner, bool frame_start);
@@ -53,6 +64,8 @@ class output_queue {
   /// wait: RFC 6455 5.5.1 forbids data frames after it.
   void discard_unsent_data();
 
+  /// The queued bytes as a writev list; segments that lie end to end in
+  /// memory (consecutive frames in the arena) are one entry.
   std::span<const const_buffer> pending();
   /// Releases the first `n` pending bytes; false if `n` is above size().
   bool consume(std::size_t n);
@@ -76,6 +89,7 @@ class output_queue {
   static constexpr std::size_t pong_slot_size = 14 + 125;
 
   std::byte* arena_alloc(std::size_t n);
+  std::byte* append_slow(std::size_t n, bool frame_start, bool control);
   const std::byte* data_of(const segment& s) const noexcept;
   std::size_t control_insert_position() const noexcept;
   bool started(std::size_t index) const noexcept;

@@ -11,21 +11,28 @@
 //     (posted tasks, expired timers, the flush list, reaping), with one
 //     steady_timer armed at the loop's next deadline. Nothing runs run().
 //
-// Why readiness waits (socket::async_wait) and not async_read_some: the
-// facade reads every connection into one 256 KiB buffer per loop, lent to
-// the core (receive()), so an idle connection holds no receive buffer, as
-// under epoll. An outstanding async_read_some needs a buffer per connection.
-// The wait is race-free under Asio's epoll reactor even with several threads
-// running the io_context: a wait that finds no operation queued re-arms the
-// descriptor with EPOLL_CTL_MOD, which reports a socket already readable.
-// Writes go straight to sendmsg (non-blocking) from the core's buffer list;
-// only a full socket waits for writability.
+// Connections are watched by an epoll set of the adapter's own, and Asio
+// waits on that one descriptor (posix::stream_descriptor::async_wait), not
+// on each socket. Why: the facade reads every connection into one 256 KiB
+// buffer per loop, lent to the core (receive()), so an idle connection holds
+// no receive buffer, as under epoll; an outstanding async_read_some would
+// need a buffer per connection, and a readiness wait per socket
+// (socket::async_wait) costs an epoll_ctl(EPOLL_CTL_MOD) in Asio's reactor
+// every time it is started (waits are never speculative), that is one more
+// system call per message in request/response traffic. The inner set is
+// edge-triggered and its readiness is re-armed once per batch of events;
+// Asio's own wait on it is started once per batch too. Writes go straight
+// to sendmsg (non-blocking) from the core's buffer list; only a full socket
+// waits for writability (EPOLLOUT in the inner set). Everything still runs
+// as Asio completions on the loop's executor (or strand), so attached mode
+// and the thread pool are unchanged.
 //
 // The facade hands sockets around as descriptors (open_listener, the
-// client's connect), so listeners are Asio acceptors and connections Asio
-// generic stream sockets (TCP or Unix) adopted from them; the EMFILE
-// reserve-descriptor handling is the epoll adapter's.
+// client's connect): listeners are Asio acceptors, connections stay plain
+// descriptors in the inner set; the EMFILE reserve-descriptor handling is
+// the epoll adapter's.
 #include <fcntl.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -35,6 +42,7 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/generic/stream_protocol.hpp>
 #include <asio/io_context.hpp>
+#include <asio/posix/stream_descriptor.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
@@ -53,13 +61,13 @@ namespace gust::detail {
 namespace {
 
 constexpr std::size_t read_buffer_size = 256 * 1024;
-constexpr int read_budget = 8;      // full reads per connection per completion
+constexpr int read_budget = 8;      // full reads per connection per turn
+constexpr int max_events = 256;     // inner epoll events per completion
 constexpr int accept_budget = 256;  // accepts per listener per completion
 constexpr int max_writes = 64;      // sendmsg calls per connection per service
 constexpr int poll_batch = 1024;    // handlers per backend_poll, so timers and
                                     // the flush list are not starved
 
-using gsocket = ::asio::generic::stream_protocol::socket;
 using gacceptor = ::asio::basic_socket_acceptor<::asio::generic::stream_protocol>;
 
 ::asio::generic::stream_protocol protocol_of(int fd) {
@@ -70,12 +78,15 @@ using gacceptor = ::asio::basic_socket_acceptor<::asio::generic::stream_protocol
 }
 
 struct asio_transport final : transport {
-  explicit asio_transport(const ::asio::any_io_executor& ex) : sock(ex) {}
-  gsocket sock;
+  int fd = -1;
   bool connecting = false;
-  bool read_armed = false;   // an async_wait(read) is outstanding
-  bool write_armed = false;  // the socket is full: async_wait(write) outstanding
-  bool read_posted = false;  // a read continuation is posted
+  bool out_armed = false;  // EPOLLOUT registered in the inner set
+  bool blocked = false;    // the last write hit EAGAIN: wait for EPOLLOUT
+  bool hangup = false;     // EPOLLRDHUP/HUP/ERR seen: read to the end
+  bool on_ready = false;   // on the ready list
+  ~asio_transport() override {
+    if (fd >= 0) ::close(fd);
+  }
 };
 
 struct listener {
@@ -98,7 +109,11 @@ class asio_loop final : public loop_base {
         timer_(std::make_unique<::asio::steady_timer>(ex_)) {
     reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     rbuf_ = std::make_unique_for_overwrite<std::byte[]>(read_buffer_size);
+    const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0) throw std::system_error(last_error(), "gust asio: epoll_create1");
+    ep_ = ep;
     if (const char* env = std::getenv("GUST_ASIO_THREADS"); env && std::atoi(env) > 1) start_pool(std::atoi(env));
+    ep_wait_ = std::make_unique<::asio::posix::stream_descriptor>(ex_, ep_);
   }
 
   ~asio_loop() override {
@@ -119,22 +134,11 @@ class asio_loop final : public loop_base {
     for (auto& s : slots_)
       if (s) set_tx(*s, nullptr);
     listeners_.clear();
+    ep_wait_.reset();  // closes the inner epoll set
     timer_.reset();
     tracked_ = ::asio::any_io_executor();
     work_.reset();
     if (reserve_fd_ >= 0) ::close(reserve_fd_);
-  }
-
-  // A completion handler for connection `ws`: finds it again by slot and
-  // serial (it may have ended, and its slot been reused, meanwhile).
-  template <class F>
-  auto on_conn(websocket& ws, F f) {
-    return [this, alive = alive_, slot = slot_of(ws), serial = serial_of(ws), f](const ::asio::error_code& ec) {
-      if (!*alive) return;
-      enter();
-      if (websocket* w = session(slot, serial); w && !finished(*w) && tx(*w)) f(*w, ec);
-      leave();
-    };
   }
 
   // ---- attached mode ---------------------------------------------------------
@@ -144,10 +148,13 @@ class asio_loop final : public loop_base {
     attached_ = true;
     timer_.reset();
     timer_at_.reset();
+    ep_wait_->release();  // the inner set moves to the new executor
+    ep_wait_.reset();
     work_.reset();
     ioc_.reset();
     ex_ = ::asio::make_strand(std::move(ex));
     timer_ = std::make_unique<::asio::steady_timer>(ex_);
+    ep_wait_ = std::make_unique<::asio::posix::stream_descriptor>(ex_, ep_);
     set_loop_thread({});
     // Outstanding work while the loop has some (see leave()), so the user's
     // run() does not return while, say, a host name is being resolved; the
@@ -233,44 +240,31 @@ class asio_loop final : public loop_base {
   // ---- connections -----------------------------------------------------------
 
   void backend_attach(websocket& ws, int fd, bool connecting) override {
-    auto t = std::make_unique<asio_transport>(ex_);
-    ::asio::error_code ec;
-    t->sock.assign(protocol_of(fd), fd, ec);
-    if (ec) ::close(fd);
-    t->connecting = connecting && !ec;
-    auto* tp = t.get();
+    auto t = std::make_unique<asio_transport>();
+    t->fd = fd;
+    t->connecting = connecting;
+    t->out_armed = connecting;
     set_tx(ws, std::move(t));
-    if (ec) {
-      on_transport_error(ws, ec);
+    ++watched_;  // until backend_close, even if the next line fails
+    const std::uint32_t ev = EPOLLIN | EPOLLRDHUP | EPOLLET | (connecting ? std::uint32_t(EPOLLOUT) : 0u);
+    if (!ctl(EPOLL_CTL_ADD, fd, ev, token(ws))) {
+      on_transport_error(ws, last_error());
       return;
     }
-    if (connecting) {
-      tp->sock.async_wait(gsocket::wait_write, on_conn(ws, [this](websocket& w, const ::asio::error_code&) {
-        auto& tr = *static_cast<asio_transport*>(tx(w));
-        int err = 0;
-        socklen_t len = sizeof err;
-        if (::getsockopt(tr.sock.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-        tr.connecting = false;
-        on_connected(w, err ? std::error_code(err, std::system_category()) : std::error_code());
-        if (!err && !finished(w)) read_some(w);
-      }));
-      return;
-    }
-    arm_read(ws);
+    arm_events();
   }
 
   bool backend_write(websocket& ws) override {
     auto& t = *static_cast<asio_transport*>(tx(ws));
-    if (t.connecting || t.write_armed || !t.sock.is_open()) return true;
+    if (t.connecting || t.blocked || t.fd < 0) return true;
     connection& c = ws.core();
-    const int fd = t.sock.native_handle();
     for (int round = 0; round < max_writes; ++round) {
       auto out = c.pending_output();
-      if (out.empty()) return true;
+      if (out.empty()) break;
       msghdr msg{};
       msg.msg_iov = const_cast<iovec*>(reinterpret_cast<const iovec*>(out.data()));
       msg.msg_iovlen = std::min<std::size_t>(out.size(), IOV_MAX);
-      const ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+      const ssize_t n = ::sendmsg(t.fd, &msg, MSG_NOSIGNAL);
       if (n > 0) {
         (void)c.consume_output(static_cast<std::size_t>(n));
         counters::bump(ctr(ws)->bytes_out, static_cast<std::uint64_t>(n));
@@ -278,32 +272,42 @@ class asio_loop final : public loop_base {
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        t.write_armed = true;
-        t.sock.async_wait(gsocket::wait_write, on_conn(ws, [this](websocket& w, const ::asio::error_code&) {
-          static_cast<asio_transport*>(tx(w))->write_armed = false;
-          on_writable(w);
-        }));
+        t.blocked = true;
+        if (!t.out_armed) {
+          t.out_armed = true;
+          (void)ctl(EPOLL_CTL_MOD, t.fd, EPOLLIN | EPOLLRDHUP | EPOLLET | EPOLLOUT, token(ws));
+        }
         return true;
       }
       on_transport_error(ws, last_error());
       return false;
     }
-    if (c.buffered_amount() > 0) mark_dirty(ws);  // go on after the others
+    if (c.buffered_amount() == 0) {
+      if (t.out_armed) {
+        t.out_armed = false;
+        (void)ctl(EPOLL_CTL_MOD, t.fd, EPOLLIN | EPOLLRDHUP | EPOLLET, token(ws));
+      }
+    } else {
+      mark_dirty(ws);  // more than max_writes rounds: go on after the others
+    }
     return true;
   }
 
-  void backend_resume_read(websocket& ws) override { post_read(ws); }
+  void backend_resume_read(websocket& ws) override { push_ready(ws); }
 
   void backend_shutdown_write(websocket& ws) override {
     auto& t = *static_cast<asio_transport*>(tx(ws));
-    if (t.sock.is_open()) ::shutdown(t.sock.native_handle(), SHUT_WR);
+    if (t.fd >= 0) ::shutdown(t.fd, SHUT_WR);
   }
 
   void backend_close(websocket& ws) override {
     auto* t = static_cast<asio_transport*>(tx(ws));
-    if (!t || !t->sock.is_open()) return;
-    ::asio::error_code ec;
-    t->sock.close(ec);  // outstanding waits complete with operation_aborted
+    if (!t || t->fd < 0) return;
+    ::close(t->fd);  // also leaves the inner set: the descriptor is not shared
+    t->fd = -1;
+    // The last one: no wait left outstanding, so an attached loop's
+    // executor can run out of work as before.
+    if (--watched_ == 0 && events_armed_) ep_wait_->cancel();
   }
 
  private:
@@ -414,43 +418,109 @@ class asio_loop final : public loop_base {
     });
   }
 
-  void arm_read(websocket& ws) {
-    auto& t = *static_cast<asio_transport*>(tx(ws));
-    if (t.read_armed || !t.sock.is_open()) return;
-    t.read_armed = true;
-    t.sock.async_wait(gsocket::wait_read, on_conn(ws, [this](websocket& w, const ::asio::error_code& ec) {
-      static_cast<asio_transport*>(tx(w))->read_armed = false;
-      if (ec) {
-        if (ec != ::asio::error::operation_aborted) on_transport_error(w, ec);
-        return;
-      }
-      read_some(w);
-    }));
+  static std::uint64_t token(websocket& ws) {
+    return (std::uint64_t(serial_of(ws)) << 32) | slot_of(ws);
   }
 
-  void post_read(websocket& ws) {
+  bool ctl(int op, int fd, std::uint32_t events, std::uint64_t tok) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.u64 = tok;
+    return ::epoll_ctl(ep_, op, fd, &ev) == 0;
+  }
+
+  // One Asio wait on the inner set while any connection is in it.
+  void arm_events() {
+    if (events_armed_ || watched_ == 0) return;
+    events_armed_ = true;
+    ep_wait_->async_wait(::asio::posix::stream_descriptor::wait_read,
+                         [this, alive = alive_](const ::asio::error_code& ec) {
+                           if (!*alive) return;
+                           events_armed_ = false;
+                           if (ec == ::asio::error::operation_aborted) {
+                             arm_events();  // cancelled as the last one left, and a new one came
+                             return;
+                           }
+                           enter();
+                           take_events();
+                           arm_events();
+                           leave();
+                         });
+  }
+
+  // What the inner set reports. Edge-triggered: every readiness is used up
+  // (or its connection put on the ready list). More than max_events ready:
+  // the next wait, started after this batch, reports the set ready again.
+  void take_events() {
+    epoll_event evs[max_events];
+    int n = ::epoll_wait(ep_, evs, max_events, 0);
+    if (n < 0) n = 0;  // EINTR
+    for (int i = 0; i < n; ++i) {
+      const std::uint64_t tok = evs[i].data.u64;
+      websocket* ws = session(static_cast<std::uint32_t>(tok), static_cast<std::uint32_t>(tok >> 32));
+      if (!ws || finished(*ws) || !tx(*ws)) continue;
+      on_event(*ws, evs[i].events);
+    }
+  }
+
+  void on_event(websocket& ws, std::uint32_t events) {
     auto& t = *static_cast<asio_transport*>(tx(ws));
-    if (t.read_posted) return;
-    t.read_posted = true;
-    ::asio::post(ex_, [h = on_conn(ws, [this](websocket& w, const ::asio::error_code&) {
-                        static_cast<asio_transport*>(tx(w))->read_posted = false;
-                        read_some(w);
-                      })]() mutable { h(::asio::error_code()); });
+    if (t.connecting) {
+      if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+      int err = 0;
+      socklen_t len = sizeof err;
+      if (::getsockopt(t.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+      t.connecting = false;
+      t.out_armed = false;
+      if (!err) (void)ctl(EPOLL_CTL_MOD, t.fd, EPOLLIN | EPOLLRDHUP | EPOLLET, token(ws));
+      on_connected(ws, err ? std::error_code(err, std::system_category()) : std::error_code());
+      if (!err && !finished(ws)) read_some(ws);
+      return;
+    }
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) t.hangup = true;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_some(ws);
+    if ((events & EPOLLOUT) && !finished(ws) && tx(ws)) {
+      t.blocked = false;
+      on_writable(ws);
+    }
+  }
+
+  // Connections with input left after their budget, or whose reading
+  // resumed: served by one posted completion, after what is queued now.
+  void push_ready(websocket& ws) {
+    auto* t = static_cast<asio_transport*>(tx(ws));
+    if (!t || t->on_ready) return;
+    t->on_ready = true;
+    ready_.push_back(token(ws));
+    if (ready_posted_) return;
+    ready_posted_ = true;
+    ::asio::post(ex_, [this, alive = alive_] {
+      if (!*alive) return;
+      ready_posted_ = false;
+      enter();
+      std::vector<std::uint64_t> batch;
+      batch.swap(ready_);
+      for (std::uint64_t tok : batch) {
+        websocket* ws = session(static_cast<std::uint32_t>(tok), static_cast<std::uint32_t>(tok >> 32));
+        if (!ws || finished(*ws) || !tx(*ws)) continue;
+        static_cast<asio_transport*>(tx(*ws))->on_ready = false;
+        read_some(*ws);
+      }
+      leave();
+    });
   }
 
   void read_some(websocket& ws) {
     auto& t = *static_cast<asio_transport*>(tx(ws));
     for (int i = 0; i < read_budget; ++i) {
-      if (finished(ws) || !t.sock.is_open() || t.connecting) return;
-      if (paused(ws) || !has_core(ws)) return;  // resume_reading() posts a read
-      const ssize_t n = ::read(t.sock.native_handle(), rbuf_.get(), read_buffer_size);
+      if (finished(ws) || t.fd < 0 || t.connecting) return;
+      if (paused(ws) || !has_core(ws)) return;  // resume_reading() puts it on the ready list
+      const ssize_t n = ::read(t.fd, rbuf_.get(), read_buffer_size);
       if (n > 0) {
         on_input(ws, {rbuf_.get(), static_cast<std::size_t>(n)});
-        if (std::size_t(n) < read_buffer_size) {
-          // Probably empty: wait (a wait on a readable socket fires at once).
-          if (!finished(ws) && !paused(ws)) arm_read(ws);
-          return;
-        }
+        // A short read emptied the socket; with a hangup pending, read on
+        // to see the end of stream (edge triggering will not say it again).
+        if (std::size_t(n) < read_buffer_size && !t.hangup) return;
         continue;
       }
       if (n == 0) {
@@ -458,14 +528,11 @@ class asio_loop final : public loop_base {
         return;
       }
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        arm_read(ws);
-        return;
-      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
       on_transport_error(ws, last_error());
       return;
     }
-    if (!finished(ws)) post_read(ws);  // budget used up: more after the others
+    if (!finished(ws)) push_ready(ws);  // budget used up: more after the others
   }
 
   // ---- accepting ---------------------------------------------------------------
@@ -566,6 +633,13 @@ class asio_loop final : public loop_base {
   int reserve_fd_ = -1;
   std::unique_ptr<std::byte[]> rbuf_;
   std::vector<listener> listeners_;
+  // The inner epoll set (owned by ep_wait_ once it exists).
+  int ep_ = -1;
+  std::unique_ptr<::asio::posix::stream_descriptor> ep_wait_;
+  bool events_armed_ = false;
+  std::size_t watched_ = 0;  // connections in the inner set
+  std::vector<std::uint64_t> ready_;
+  bool ready_posted_ = false;
 };
 
 }  // namespace

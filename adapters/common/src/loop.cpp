@@ -582,13 +582,19 @@ void loop_base::pump_events(websocket& ws) {
       ws.holds_borrowed_ = false;  // the core copied what it still needs
       return;
     }
-    const bool msg = std::holds_alternative<message_event>(*ev);
-    dispatch(ws, *ev);
+    const auto* msg = std::get_if<message_event>(&*ev);
+    if (!msg) {
+      dispatch(ws, *ev);
+      continue;
+    }
+    // Messages are most events: delivered here, not through dispatch's visit.
+    counters::bump(ws.ctr_->msgs_in);
+    if (ws.h_ && ws.h_->on_message) ws.h_->on_message(ws, *msg);
     // A frame that fails the connection sends its close at once and drops
     // the data not yet handed to the socket (RFC 6455 7.1.7), so the answer
     // to a message just before it (an echo, a response) would be lost.
     // When one may follow in what was read, write now.
-    if (msg && !ws.finished_ && ws.conn_->buffered_amount() > 0 && ws.conn_->close_may_follow())
+    if (!ws.finished_ && ws.conn_->buffered_amount() > 0 && ws.conn_->close_may_follow())
       backend_write(ws);
   }
   // Stopped early: the rest of the loop's read buffer is still lent to the
@@ -601,6 +607,13 @@ void loop_base::pump_events(websocket& ws) {
 
 void loop_base::service(websocket& ws) {
   if (ws.finished_ || !ws.conn_) return;
+  websocket* const outer = servicing_;
+  servicing_ = &ws;
+  service_turn(ws);
+  servicing_ = outer;
+}
+
+void loop_base::service_turn(websocket& ws) {
   connection& c = *ws.conn_;
   for (int round = 0; round < 8; ++round) {
     pump_events(ws);
@@ -674,13 +687,7 @@ void loop_base::feed_held(websocket& ws) {
   }
 }
 
-std::error_code loop_base::after_send(websocket& ws, std::error_code ec) {
-  if (!ec) {
-    counters::bump(ws.ctr_->msgs_out);
-    mark_dirty(ws);
-    if (!ws.over_limit_) update_backpressure(ws);
-    return ec;
-  }
+std::error_code loop_base::send_failed(websocket& ws, std::error_code ec) {
   if (ec == errc::output_limit_reached && ws.bp_->hard_limit_close_code) {
     counters::bump(ws.ctr_->hard_limit_closes);
     ws.conn_->fail(now_, ws.bp_->hard_limit_close_code, "send buffer over its limit");

@@ -175,7 +175,18 @@ class loop_base {
   static const deflate_options& deflate_settings(const websocket& ws) noexcept;
 
   // Called by websocket's methods.
-  std::error_code after_send(websocket& ws, std::error_code ec);
+  std::error_code after_send(websocket& ws, std::error_code ec) {
+    // Inline: it follows every message sent.
+    if (!ec) [[likely]] {
+      counters::bump(ws.ctr_->msgs_out);
+      if (&ws != servicing_) mark_dirty(ws);
+      if (!ws.over_limit_ && ws.conn_->buffered_amount() + ws.backlog_bytes_ > ws.bp_->high_watermark)
+        update_backpressure(ws);
+      return ec;
+    }
+    return send_failed(ws, ec);
+  }
+  std::error_code send_failed(websocket& ws, std::error_code ec);
   void update_backpressure(websocket& ws);
   void feed_held(websocket& ws);
 
@@ -245,6 +256,9 @@ class loop_base {
   /// Dispatches every event the core has for `ws`.
   void pump_events(websocket& ws);
   void dispatch(websocket& ws, event& ev);
+  // The connection service() is working on: a send from its own handlers
+  // needs no flush-list entry, service() writes it before it returns.
+  websocket* servicing_ = nullptr;
   // Owner hooks (server.cpp, client.cpp).
   void server_on_request(websocket& ws, const http::request& req);
   bool server_plain_http(websocket& ws, const handshake_failure& f);
@@ -252,6 +266,7 @@ class loop_base {
   void client_on_handshake_failure(websocket& ws, const handshake_failure& f);
   void session_ended(websocket& ws);
   void finish(websocket& ws);
+  void service_turn(websocket& ws);
   void reap();
   void rearm(websocket& ws);
   void run_timers();
