@@ -241,9 +241,10 @@ TEST_SUITE("adapters: echo over sockets") {
   }
 
   ADAPTER_TEST("messages followed by a close in the same write are all answered before the close") {
-    // The core drops unsent data when it answers a close; the loop writes
-    // early when a close follows in what it read (RFC 6455 5.5.1, Autobahn
-    // 7.1.1 over a socket).
+    // The core queues its answer to a close after the data already queued
+    // (RFC 6455 5.5.1, Autobahn 7.1.1 over a socket); only a frame that
+    // fails the connection drops unsent data, and before one the loop
+    // writes early (connection::close_may_follow()).
     server_thread st(echo_config(T::kind));
     REQUIRE(!st.listen_error);
     for (int variant = 0; variant < 3; ++variant) {
