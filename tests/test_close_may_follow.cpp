@@ -65,6 +65,15 @@ TEST_SUITE("close_may_follow") {
     }
   }
 
+  TEST_CASE("a small frame over a small max_message_size behind: yes") {
+    gust::settings s;
+    s.limits.max_message_size = 10;
+    both_roles(s, [](connection& c, virtual_clock& clk, bool server) {
+      std::string keep;
+      CHECK(after_first_message(c, clk, keep, peer_frame(server, 0x81, "first") + peer_frame(server, 0x82, "0123456789a")));
+    });
+  }
+
   TEST_CASE("the input ends inside a frame: what is complete is judged, the rest later") {
     both_roles({}, [](connection& c, virtual_clock& clk, bool server) {
       std::string keep;

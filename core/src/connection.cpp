@@ -332,20 +332,46 @@ struct connection::impl {
     if (own && borrowed) return true;
     const std::byte* base = own ? ibuf.get() : borrowed;
     const std::size_t pos = own ? ipos : bpos, end = own ? iend : bend;
-    if (base != scanned_base || scanned_to < pos || scanned_to > end) {
+    if (base == scanned_base && scanned_to >= pos && scanned_to <= end) {
+      if (scanned_hit) return true;
+      if (scanned_to == end) return false;  // (the common case: all read already)
+    } else {
       scanned_base = base;
       scanned_to = pos;
       scanned_hit = false;
       scanned_in_msg = in_message;
     }
-    if (scanned_hit) return true;
-    const bool masked_in = role == gust::role::server;
-    std::size_t p = scanned_to;
+    return scan_ahead(base, end);
+  }
+
+  // The frames of base[scanned_to, end): what close_may_follow() has not
+  // read yet. Out of line: its register saves would weigh on every call.
+  [[gnu::noinline]] bool scan_ahead(const std::byte* base, std::size_t end) const noexcept {
+    const auto* const b = reinterpret_cast<const std::uint8_t*>(base);
+    const std::uint8_t* q = b + scanned_to;
+    const std::uint8_t* const e = b + end;
     bool in_msg = scanned_in_msg;
-    while (end - p >= 2) {
+    const bool masked_in = role == gust::role::server;
+    // Most frames are whole small text or binary messages: one test each
+    // (FIN, RSV1 only with deflate, opcode 1 or 2, the mask bit as the role
+    // expects, a 7-bit length the limits allow).
+    if (!in_msg && cfg.limits.max_message_size >= 125 &&
+        (!cfg.limits.max_frame_size || cfg.limits.max_frame_size >= 125)) {
+      const unsigned rsv1_ok = deflate_on ? 0x40 : 0, mask_bit = masked_in ? 0x80 : 0;
+      const std::size_t head = masked_in ? 6 : 2;
+      while (e - q >= 2) {
+        const unsigned b0 = q[0], b1 = q[1];
+        if ((b0 & ~rsv1_ok) - 0x81u > 1u || (b1 & 0x80) != mask_bit || (b1 & 0x7F) >= 126) break;
+        const std::size_t size = head + (b1 & 0x7F);
+        if (std::size_t(e - q) < size) break;
+        q += size;
+      }
+    }
+    while (e - q >= 2) {
       frame_header h;
       std::size_t hsize = 0;
-      const auto status = detail::parse_frame_header(base + p, end - p, h, hsize);
+      const auto status = detail::parse_frame_header(reinterpret_cast<const std::byte*>(q),
+                                                     static_cast<std::size_t>(e - q), h, hsize);
       if (status == detail::header_status::need_more) break;
       const std::uint8_t rsv_ok = deflate_on && (h.opcode == 1 || h.opcode == 2) ? 0x4 : 0;
       bool bad = status != detail::header_status::ok || (h.rsv & ~rsv_ok) != 0 ||
@@ -362,10 +388,10 @@ struct connection::impl {
         scanned_hit = true;
         return true;
       }
-      if (end - p - hsize < h.length) break;  // the buffer ends inside this frame
-      p += hsize + static_cast<std::size_t>(h.length);
+      if (std::size_t(e - q) - hsize < h.length) break;  // the buffer ends inside this frame
+      q += hsize + static_cast<std::size_t>(h.length);
     }
-    scanned_to = p;
+    scanned_to = static_cast<std::size_t>(q - b);
     scanned_in_msg = in_msg;
     return false;
   }
