@@ -588,8 +588,7 @@ void loop_base::pump_events(websocket& ws) {
       continue;
     }
     // Messages are most events: delivered here, not through dispatch's visit.
-    counters::bump(ws.ctr_->msgs_in);
-    if (ws.h_ && ws.h_->on_message) ws.h_->on_message(ws, *msg);
+    deliver_message(ws, *msg);
     // A frame that fails the connection sends its close at once and drops
     // the data not yet handed to the socket (RFC 6455 7.1.7), so the answer
     // to a message just before it (an echo, a response) would be lost.
@@ -718,8 +717,7 @@ void loop_base::dispatch(websocket& ws, event& ev) {
           if (ws.client_ && !ws.abandoned_) client_on_open(ws);
           if (h.on_open) h.on_open(ws);
         } else if constexpr (std::is_same_v<T, message_event>) {
-          counters::bump(ws.ctr_->msgs_in);
-          if (h.on_message) h.on_message(ws, e);
+          deliver_message(ws, e);
         } else if constexpr (std::is_same_v<T, ping_event>) {
           mark_dirty(ws);  // the auto-pong
           if (h.on_ping) h.on_ping(ws, e.payload);

@@ -256,6 +256,10 @@ class loop_base {
   /// Dispatches every event the core has for `ws`.
   void pump_events(websocket& ws);
   void dispatch(websocket& ws, event& ev);
+  void deliver_message(websocket& ws, const message_event& m) {
+    counters::bump(ws.ctr_->msgs_in);
+    if (ws.h_ && ws.h_->on_message) ws.h_->on_message(ws, m);
+  }
   // The connection service() is working on: a send from its own handlers
   // needs no flush-list entry, service() writes it before it returns.
   websocket* servicing_ = nullptr;
