@@ -186,7 +186,11 @@ TEST_SUITE("adapters: hostile peers") {
       // frame) and is released.
       const char go = 1;
       REQUIRE(write_all(down[1], &go, 1));
-      CHECK(wait_until([&] { return st.srv().stats().connections_open == 0; }, 60s));
+      // The counters are read from another thread: both gauges are awaited.
+      CHECK(wait_until([&] {
+        const auto s2 = st.srv().stats();
+        return s2.connections_open == 0 && s2.memory == 0;
+      }, 60s));
       const auto after = st.srv().stats();
       CHECK(after.close_count(1006) == std::uint64_t(silent_count));
       CHECK(after.memory == 0);

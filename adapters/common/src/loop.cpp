@@ -768,6 +768,11 @@ void loop_base::abandon(websocket& ws) {
 
 void loop_base::finish(websocket& ws) {
   ws.finished_ = true;
+  // The gauges drop before the open count, so that a reader on another
+  // thread that sees a connection gone also sees its bytes gone.
+  counters::adjust(ws.ctr_->buffered, ws.gauge_buffered_, 0);
+  counters::adjust(ws.ctr_->memory, ws.gauge_memory_, 0);
+  ws.gauge_buffered_ = ws.gauge_memory_ = 0;
   if (ws.open_index_ != UINT32_MAX) {
     websocket* last = open_.back();
     open_[ws.open_index_] = last;
@@ -777,9 +782,6 @@ void loop_base::finish(websocket& ws) {
     counters::adjust(ws.ctr_->open, 1, 0);
   }
   if (ws.tx_) backend_close(ws);
-  counters::adjust(ws.ctr_->buffered, ws.gauge_buffered_, 0);
-  counters::adjust(ws.ctr_->memory, ws.gauge_memory_, 0);
-  ws.gauge_buffered_ = ws.gauge_memory_ = 0;
   ws.armed_.reset();
   finished_.push_back(&ws);
 }
