@@ -1,6 +1,6 @@
 // Compact forms of the fields an idle connection keeps, so that it costs
-// little memory: a deadline in 8 bytes instead of 16, and a string that is
-// almost always empty in 8 bytes instead of 32.
+// little memory: a deadline or a round trip in 8 bytes instead of 16, and a
+// string that is almost always empty in 8 bytes instead of 32.
 #pragma once
 
 #include <cstdint>
@@ -13,25 +13,27 @@
 
 namespace gust::detail {
 
-/// An optional time_point with time_point::min() as "none" (a deadline is
-/// never that far in the past). Reads like std::optional<time_point>.
-class optional_time {
+/// An optional time_point or duration with T::min() as "none" (a deadline
+/// is never that far in the past, a round trip never that long negative).
+/// Reads like std::optional<T>.
+template <class T>
+class optional_min {
  public:
-  optional_time() noexcept = default;
-  optional_time(std::nullopt_t) noexcept {}
-  optional_time(time_point t) noexcept : t_(t) {}
+  optional_min() noexcept = default;
+  optional_min(std::nullopt_t) noexcept {}
+  optional_min(T t) noexcept : t_(t) {}
   explicit operator bool() const noexcept { return t_ != none(); }
   bool has_value() const noexcept { return t_ != none(); }
-  time_point operator*() const noexcept { return t_; }
+  T operator*() const noexcept { return t_; }
   void reset() noexcept { t_ = none(); }
-  operator std::optional<time_point>() const noexcept {
-    return has_value() ? std::optional<time_point>(t_) : std::nullopt;
-  }
+  operator std::optional<T>() const noexcept { return has_value() ? std::optional<T>(t_) : std::nullopt; }
 
  private:
-  static constexpr time_point none() noexcept { return time_point::min(); }
-  time_point t_ = none();
+  static constexpr T none() noexcept { return T::min(); }
+  T t_ = none();
 };
+using optional_time = optional_min<time_point>;
+using optional_duration = optional_min<duration>;
 
 /// An immutable string in one pointer: its size, then its bytes, in one
 /// allocation; none when empty.

@@ -49,6 +49,7 @@
 #include "http1.hpp"
 #include "mask.hpp"
 #include "output_queue.hpp"
+#include "traffic.hpp"
 #include "random.hpp"
 #include "utf8.hpp"
 
@@ -65,6 +66,9 @@ constexpr std::size_t default_read_size = 16 * 1024;
 // does not pin its size for the life of an idle connection.
 constexpr std::size_t input_keep_limit = 256 * 1024;
 constexpr std::size_t message_keep_limit = 256 * 1024;
+// A traffic state given back to the pool keeps buffers up to this size:
+// the pool holds many, and any connection may borrow one.
+constexpr std::size_t pooled_keep_limit = 64 * 1024;
 // 5.5: control payload <= 125, of which a close code takes 2.
 constexpr std::size_t max_close_reason = 123;
 
@@ -103,22 +107,28 @@ std::string_view to_string(close_cause c) noexcept {
 
 struct connection::impl {
   impl(gust::role r, time_point now, std::shared_ptr<const gust::settings> s)
-      : role(r), shared_cfg(std::move(s)), cfg(*shared_cfg) {
-    if (cfg.timeouts.open_timeout.count() > 0) open_deadline = now + cfg.timeouts.open_timeout;
-    out.use_pool(cfg.output_pool);
+      : shared_cfg(std::move(s)), role(r) {
+    if (cfg().timeouts.open_timeout.count() > 0) open_deadline = now + cfg().timeouts.open_timeout;
+    // Without a pool the traffic state is made once and kept.
+    if (!cfg().output_pool) t = make_traffic();
   }
 
-  // ---- configuration and state -------------------------------------------
-  gust::role role;
+  // Fields in order of size, so that no padding sits between them: an idle
+  // connection's memory is mostly this struct.
+
+  // ---- traffic -----------------------------------------------------------
+  // Input, the message being received, output: only while bytes are in
+  // flight. With settings.output_pool it is borrowed from the pool and given
+  // back once idle (give_back_if_idle); without, it is made at construction
+  // and kept. Null only with a pool. First: the receive fast path reads it
+  // first.
+  std::unique_ptr<detail::traffic> t;
+
+  // ---- configuration -----------------------------------------------------
   // Servers share one settings object between all their connections: a
   // copy per connection would be most of an idle connection's memory.
   std::shared_ptr<const gust::settings> shared_cfg;
-  const gust::settings& cfg;
-  gust::state st = gust::state::connecting;
-  bool transport_close = false;
-  bool eof = false;
-  bool awaiting_answer = false;  // server: request_event out, no answer yet
-  bool release_request = false;  // !keep_request: free it after open_event
+  const gust::settings& cfg() const noexcept { return *shared_cfg; }
 
   // ---- opening handshake -------------------------------------------------
   // What only the handshake needs lives apart and is freed once the
@@ -139,26 +149,59 @@ struct connection::impl {
   detail::small_string subprotocol;
   detail::small_string extensions;
 
-  // ---- input -------------------------------------------------------------
-  std::unique_ptr<std::byte[]> ibuf;
-  std::size_t icap = 0, ipos = 0, iend = 0;
-  std::byte* borrowed = nullptr;  // caller's bytes, when our buffer is empty
-  std::size_t bpos = 0, bend = 0;
-  bool lends_buffers = false;     // the caller uses receive(), not prepare()
+  // ---- permessage-deflate (RFC 7692) ---------------------------------------
+  // Our compressor follows our role's half of the agreement, our
+  // decompressor the peer's. Streams are made when first needed; a direction
+  // without context takeover borrows from settings.deflate.pool if any. They
+  // stay here, not in the traffic state: context takeover keeps the window
+  // across idle periods.
+  std::unique_ptr<detail::deflater> compressor;
+  std::unique_ptr<detail::inflater> decompressor;
 
-  // ---- frame and message being received ----------------------------------
-  bool in_header = true;
-  frame_header fh{};
-  std::uint64_t fpos = 0;       // payload bytes of fh processed
-  bool zero_copy = false;       // whole message in one frame, left in place
-  bool in_message = false;
-  message_type msg_type = message_type::binary;
-  bool msg_compressed = false;   // RSV1 on its first frame (RFC 7692 6)
-  std::uint64_t msg_size = 0;   // announced so far, checked against the limit
-  std::size_t msg_frags = 0;
-  detail::utf8_validator utf8;
-  std::vector<std::byte> msg_buf;
-  std::uint64_t msg_inflated = 0;  // output so far, against max_message_size
+  // Masking keys drawn from a custom settings.random, 16 at a time (the
+  // default source needs no cache): made on first use.
+  struct random_cache {
+    std::array<std::byte, 64> pool{};
+    std::size_t used = pool.size();
+  };
+  std::unique_ptr<random_cache> random;
+
+  detail::small_string close_reason;
+
+  // The application's last ping, to time its pong: made on the first
+  // ping() (most connections never send one).
+  struct app_ping {
+    std::array<std::byte, 125> payload{};
+    std::size_t size = 0;
+    std::optional<time_point> sent;
+  };
+  std::unique_ptr<app_ping> app_ping_state;
+
+  // ---- time --------------------------------------------------------------
+  detail::optional_time open_deadline;
+  detail::optional_time close_deadline;  // CLOSING, or a client awaiting EOF
+  detail::optional_time ping_due;
+  detail::optional_time pong_deadline;
+  time_point keepalive_sent{};
+  time_point last_now{};
+  detail::optional_duration rtt;
+
+  detail::deflate_agreement agreement;
+  std::uint32_t keepalive_seq = 0;
+  std::array<std::byte, 4> keepalive_payload{};
+  // What the kept request or response holds, measured once when kept (it
+  // never changes after): memory() runs after every batch of I/O.
+  std::uint32_t kept_bytes = 0;
+
+  // ---- state -------------------------------------------------------------
+  gust::role role;
+  gust::state st = gust::state::connecting;
+  bool transport_close = false;
+  bool eof = false;
+  bool awaiting_answer = false;  // server: request_event out, no answer yet
+  bool release_request = false;  // !keep_request: free it after open_event
+  bool lends_buffers = false;    // the caller uses receive(), not prepare()
+  bool deflate_on = false;
 
   // ---- small-frame fast path (next_event) --------------------------------
   // Whole small data frames of fewer payload bytes than this are delivered
@@ -169,60 +212,53 @@ struct connection::impl {
   // defer() and end_connection(), which change the rest.
   std::uint8_t small_cap = 0;
 
-  // ---- permessage-deflate (RFC 7692) ---------------------------------------
-  // Our compressor follows our role's half of the agreement, our
-  // decompressor the peer's. Streams are made when first needed; a direction
-  // without context takeover borrows from settings.deflate.pool if any.
-  bool deflate_on = false;
-  bool out_compressed = false;  // the fragmented message being sent is
-  detail::deflate_agreement agreement;
-  std::unique_ptr<detail::deflater> compressor;
-  std::unique_ptr<detail::inflater> decompressor;
-  std::vector<std::byte> own_scratch;  // a compressed message on its way out
-
-  // ---- sending -----------------------------------------------------------
-  detail::output_queue out;
-  bool out_in_message = false;
-  message_type out_type = message_type::binary;
-  detail::utf8_validator out_utf8;
-  // Masking keys drawn from a custom settings.random, 16 at a time (the
-  // default source needs no cache): made on first use.
-  struct random_cache {
-    std::array<std::byte, 64> pool{};
-    std::size_t used = pool.size();
-  };
-  std::unique_ptr<random_cache> random;
-
   // ---- close -------------------------------------------------------------
   bool close_sent = false;
   bool close_received = false;
-  std::uint16_t close_code_ev = close_code::abnormal;
-  detail::small_string close_reason;
   bool close_clean = false;
   bool close_by_peer = false;
   close_cause cause = close_cause::eof;
-
-  // ---- time --------------------------------------------------------------
-  detail::optional_time open_deadline;
-  detail::optional_time close_deadline;  // CLOSING, or a client awaiting EOF
-  detail::optional_time ping_due;
-  detail::optional_time pong_deadline;
-  std::uint32_t keepalive_seq = 0;
-  std::array<std::byte, 4> keepalive_payload{};
-  time_point keepalive_sent{};
-  // The application's last ping, to time its pong: made on the first
-  // ping() (most connections never send one).
-  struct app_ping {
-    std::array<std::byte, 125> payload{};
-    std::size_t size = 0;
-    std::optional<time_point> sent;
-  };
-  std::unique_ptr<app_ping> app_ping_state;
-  std::optional<duration> rtt;
+  std::uint16_t close_code_ev = close_code::abnormal;
 
   // ---- events raised outside next_event ------------------------------------
   std::array<deferred, 3> deferred_events{};
   std::uint8_t deferred_count = 0;
+
+  // =========================================================================
+  // Traffic state: borrowed while bytes are in flight
+
+  std::unique_ptr<detail::traffic> make_traffic() const {
+    auto made = std::make_unique<detail::traffic>();
+    made->out.use_pool(cfg().output_pool);
+    return made;
+  }
+  // Every call that touches input, the message being received or the output
+  // goes through here first (or checks t, if it only reads).
+  detail::traffic& tr() {
+    if (!t) [[unlikely]] acquire();
+    return *t;
+  }
+  [[gnu::noinline]] void acquire() {
+    if (output_pool* pool = cfg().output_pool) t = pool->internals().take_traffic();
+    if (!t) t = make_traffic();
+  }
+  // Back to the pool once nothing is in flight: no bytes retained, between
+  // frames and messages both ways, no output. What grew large is freed
+  // first, so that the pool's traffic states stay small.
+  void give_back_if_idle() noexcept {
+    output_pool* const pool = cfg().output_pool;
+    if (!pool || !t || !t->idle()) return;
+    detail::traffic& x = *t;
+    x.scanned_base = nullptr;
+    x.ipos = x.iend = 0;
+    if (x.icap > pooled_keep_limit) release_input_storage();
+    x.msg_buf.clear();
+    if (x.msg_buf.capacity() > pooled_keep_limit) std::vector<std::byte>().swap(x.msg_buf);
+    if (x.own_scratch.capacity() > pooled_keep_limit) std::vector<std::byte>().swap(x.own_scratch);
+    pool->internals().give_traffic(std::move(t));
+  }
+  // Queued output, without borrowing a traffic state to say there is none.
+  std::size_t queued() const noexcept { return t ? t->out.size() : 0; }
 
   // =========================================================================
   // Input buffer
@@ -230,116 +266,110 @@ struct connection::impl {
   // The bytes to parse next. region() also notes which buffer that was,
   // for need_input(). (next_small() picks the same buffer its own way.)
   std::span<std::byte> peek() const noexcept {
-    if (ipos < iend || !borrowed) return {ibuf.get() + ipos, iend - ipos};
-    return {borrowed + bpos, bend - bpos};
+    if (t->ipos < t->iend || !t->borrowed) return {t->ibuf.get() + t->ipos, t->iend - t->ipos};
+    return {t->borrowed + t->bpos, t->bend - t->bpos};
   }
   std::span<std::byte> region() noexcept {
-    region_owned = ipos < iend || !borrowed;
+    t->region_owned = t->ipos < t->iend || !t->borrowed;
     return peek();
   }
   void advance(std::size_t n) noexcept {
-    if (ipos < iend || !borrowed) {
-      ipos += n;
+    if (t->ipos < t->iend || !t->borrowed) {
+      t->ipos += n;
     } else {
-      bpos += n;
-      if (bpos == bend) borrowed = nullptr;
+      t->bpos += n;
+      if (t->bpos == t->bend) t->borrowed = nullptr;
     }
   }
   void reserve_input(std::size_t room) {
-    scanned_base = nullptr;
-    if (ipos > 0) {
-      std::memmove(ibuf.get(), ibuf.get() + ipos, iend - ipos);
-      iend -= ipos;
-      ipos = 0;
+    t->scanned_base = nullptr;
+    if (t->ipos > 0) {
+      std::memmove(t->ibuf.get(), t->ibuf.get() + t->ipos, t->iend - t->ipos);
+      t->iend -= t->ipos;
+      t->ipos = 0;
     }
-    if (icap - iend >= room) return;
+    if (t->icap - t->iend >= room) return;
     // At least 256: a split frame's tail and the top-ups that complete it
     // then cost one allocation, not one per step.
-    std::size_t cap = std::max({iend + room, icap * 2, std::size_t{256}});
+    std::size_t cap = std::max({t->iend + room, t->icap * 2, std::size_t{256}});
     std::unique_ptr<std::byte[]> grown;
-    if (cfg.output_pool && cap > input_keep_limit)
-      grown = cfg.output_pool->internals().take_block(cap, cap);
+    if (cfg().output_pool && cap > input_keep_limit)
+      grown = cfg().output_pool->internals().take_block(cap, cap);
     else
       grown = std::make_unique_for_overwrite<std::byte[]>(cap);
-    if (iend) std::memcpy(grown.get(), ibuf.get(), iend);
+    if (t->iend) std::memcpy(grown.get(), t->ibuf.get(), t->iend);
     release_input_storage();
-    ibuf = std::move(grown);
-    icap = cap;
+    t->ibuf = std::move(grown);
+    t->icap = cap;
   }
   void append_input(const std::byte* p, std::size_t n) {
-    scanned_base = nullptr;
+    t->scanned_base = nullptr;
     if (n == 0) return;
     reserve_input(n);
-    std::memcpy(ibuf.get() + iend, p, n);
-    iend += n;
+    std::memcpy(t->ibuf.get() + t->iend, p, n);
+    t->iend += n;
   }
-  bool region_owned = true;  // the last region() was our buffer
   // A frame split across two receive() calls: its start is in our buffer,
   // the rest in the caller's. Only the split frame is copied, in growing
   // steps (at most about twice its size, a few retries of its header), so
   // that the frames behind it are read from the caller's buffer in place
   // rather than the whole batch being copied after one split frame.
   void top_up() {
-    const std::size_t have = iend - ipos;
-    const std::size_t n = std::min(bend - bpos, std::max<std::size_t>(have, 64));
+    const std::size_t have = t->iend - t->ipos;
+    const std::size_t n = std::min(t->bend - t->bpos, std::max<std::size_t>(have, 64));
     reserve_input(n);
-    std::memcpy(ibuf.get() + iend, borrowed + bpos, n);
-    iend += n;
-    bpos += n;
-    if (bpos == bend) borrowed = nullptr;
+    std::memcpy(t->ibuf.get() + t->iend, t->borrowed + t->bpos, n);
+    t->iend += n;
+    t->bpos += n;
+    if (t->bpos == t->bend) t->borrowed = nullptr;
   }
   // The caller may recycle its buffer once next_event() returns nothing:
   // keep what is still needed.
   void stash_borrowed() {
-    scanned_base = nullptr;
-    if (!borrowed) return;
-    std::byte* p = borrowed + bpos;
-    const std::size_t n = bend - bpos;
-    borrowed = nullptr;
+    t->scanned_base = nullptr;
+    if (!t->borrowed) return;
+    std::byte* p = t->borrowed + t->bpos;
+    const std::size_t n = t->bend - t->bpos;
+    t->borrowed = nullptr;
     append_input(p, n);
   }
   void drop_input() noexcept {
-    scanned_base = nullptr;
-    ipos = iend = 0;
-    borrowed = nullptr;
-    if (icap > input_keep_limit) release_input_storage();
+    if (!t) return;
+    t->scanned_base = nullptr;
+    t->ipos = t->iend = 0;
+    t->borrowed = nullptr;
+    if (t->icap > input_keep_limit) release_input_storage();
   }
   // A large buffer goes back to the pool (the next big frame, on any
   // connection, reuses its pages); a small one is freed.
   void release_input_storage() noexcept {
-    if (cfg.output_pool && icap > input_keep_limit)
-      cfg.output_pool->internals().give_block(std::move(ibuf), icap);
-    ibuf.reset();
-    icap = 0;
+    if (cfg().output_pool && t->icap > input_keep_limit)
+      cfg().output_pool->internals().give_block(std::move(t->ibuf), t->icap);
+    t->ibuf.reset();
+    t->icap = 0;
   }
 
   // =========================================================================
   // Looking ahead for a frame that would fail the connection
 
-  // What close_may_follow() has read of the current input buffer: frames up
-  // to scanned_to (an offset in scanned_base) are harmless. Any change to
-  // the buffers resets it.
-  mutable const std::byte* scanned_base = nullptr;
-  mutable std::size_t scanned_to = 0;
-  mutable bool scanned_hit = false;
-  mutable bool scanned_in_msg = false;
-
   bool close_may_follow() const noexcept {
-    if (st != gust::state::open || !in_header) return true;
-    const bool own = ipos < iend || !borrowed;
+    if (st != gust::state::open) return true;
+    if (!t) return false;  // no input at all
+    if (!t->in_header) return true;
+    const bool own = t->ipos < t->iend || !t->borrowed;
     // Right after a frame split between two inputs, the rest of our buffer
     // runs into the caller's: not worth reading across (one early write).
-    if (own && borrowed) return true;
-    const std::byte* base = own ? ibuf.get() : borrowed;
-    const std::size_t pos = own ? ipos : bpos, end = own ? iend : bend;
-    if (base == scanned_base && scanned_to >= pos && scanned_to <= end) {
-      if (scanned_hit) return true;
-      if (scanned_to == end) return false;  // (the common case: all read already)
+    if (own && t->borrowed) return true;
+    const std::byte* base = own ? t->ibuf.get() : t->borrowed;
+    const std::size_t pos = own ? t->ipos : t->bpos, end = own ? t->iend : t->bend;
+    if (base == t->scanned_base && t->scanned_to >= pos && t->scanned_to <= end) {
+      if (t->scanned_hit) return true;
+      if (t->scanned_to == end) return false;  // (the common case: all read already)
     } else {
-      scanned_base = base;
-      scanned_to = pos;
-      scanned_hit = false;
-      scanned_in_msg = in_message;
+      t->scanned_base = base;
+      t->scanned_to = pos;
+      t->scanned_hit = false;
+      t->scanned_in_msg = t->in_message;
     }
     return scan_ahead(base, end);
   }
@@ -348,15 +378,15 @@ struct connection::impl {
   // read yet. Out of line: its register saves would weigh on every call.
   [[gnu::noinline]] bool scan_ahead(const std::byte* base, std::size_t end) const noexcept {
     const auto* const b = reinterpret_cast<const std::uint8_t*>(base);
-    const std::uint8_t* q = b + scanned_to;
+    const std::uint8_t* q = b + t->scanned_to;
     const std::uint8_t* const e = b + end;
-    bool in_msg = scanned_in_msg;
+    bool in_msg = t->scanned_in_msg;
     const bool masked_in = role == gust::role::server;
     // Most frames are whole small text or binary messages: one test each
     // (FIN, RSV1 only with deflate, opcode 1 or 2, the mask bit as the role
     // expects, a 7-bit length the limits allow).
-    if (!in_msg && cfg.limits.max_message_size >= 125 &&
-        (!cfg.limits.max_frame_size || cfg.limits.max_frame_size >= 125)) {
+    if (!in_msg && cfg().limits.max_message_size >= 125 &&
+        (!cfg().limits.max_frame_size || cfg().limits.max_frame_size >= 125)) {
       const unsigned rsv1_ok = deflate_on ? 0x40 : 0, mask_bit = masked_in ? 0x80 : 0;
       const std::size_t head = masked_in ? 6 : 2;
       while (e - q >= 2) {
@@ -380,19 +410,19 @@ struct connection::impl {
         bad = h.opcode == opc(detail::opcode::close) || !h.fin ||
               h.length > detail::max_control_payload;
       } else if (!bad) {
-        bad = (h.opcode == 0) != in_msg || h.length > cfg.limits.max_message_size ||
-              (cfg.limits.max_frame_size && h.length > cfg.limits.max_frame_size);
+        bad = (h.opcode == 0) != in_msg || h.length > cfg().limits.max_message_size ||
+              (cfg().limits.max_frame_size && h.length > cfg().limits.max_frame_size);
         in_msg = !h.fin;
       }
       if (bad) {
-        scanned_hit = true;
+        t->scanned_hit = true;
         return true;
       }
       if (std::size_t(e - q) - hsize < h.length) break;  // the buffer ends inside this frame
       q += hsize + static_cast<std::size_t>(h.length);
     }
-    scanned_to = static_cast<std::size_t>(q - b);
-    scanned_in_msg = in_msg;
+    t->scanned_to = static_cast<std::size_t>(q - b);
+    t->scanned_in_msg = in_msg;
     return false;
   }
 
@@ -401,14 +431,14 @@ struct connection::impl {
 
   detail::mask_key next_mask() {
     detail::mask_key k;
-    if (!cfg.random) {
+    if (!cfg().random) {
       detail::thread_random(k);
       return k;
     }
     if (!random) random = std::make_unique<random_cache>();
     random_cache& r = *random;
     if (r.used + 4 > r.pool.size()) {
-      cfg.random(r.pool);
+      cfg().random(r.pool);
       r.used = 0;
     }
     std::memcpy(k.data(), r.pool.data() + r.used, 4);
@@ -434,25 +464,25 @@ struct connection::impl {
 
   void queue_control(std::uint8_t opcode, std::span<const std::byte> payload) {
     const std::size_t n = detail::frame_header_size(payload.size(), masks()) + payload.size();
-    encode_frame(out.insert_control(n), true, opcode, payload);
+    encode_frame(tr().out.insert_control(n), true, opcode, payload);
   }
 
   void queue_data_frame(bool fin, std::uint8_t opcode, std::span<const std::byte> payload,
                         const std::shared_ptr<const void>* owner, std::uint8_t rsv) {
     const std::size_t hs = detail::frame_header_size(payload.size(), masks());
     if (owner && !masks() && !payload.empty()) {
-      detail::write_frame_header(out.append(hs, true), fin, rsv, opcode, payload.size(), nullptr);
-      out.append_external(payload.data(), payload.size(), *owner, false);
+      detail::write_frame_header(t->out.append(hs, true), fin, rsv, opcode, payload.size(), nullptr);
+      t->out.append_external(payload.data(), payload.size(), *owner, false);
       return;
     }
-    encode_frame(out.append(hs + payload.size(), true), fin, opcode, payload, rsv);
+    encode_frame(t->out.append(hs + payload.size(), true), fin, opcode, payload, rsv);
   }
 
   // Splits at max_send_frame_size so control frames can pass between parts.
   // `rsv` (RSV1 for a compressed message) goes on the first frame only.
   void queue_data(std::uint8_t opcode, std::span<const std::byte> data, bool fin,
                   const std::shared_ptr<const void>* owner, std::uint8_t rsv = 0) {
-    const std::size_t limit = cfg.max_send_frame_size ? cfg.max_send_frame_size : data.size();
+    const std::size_t limit = cfg().max_send_frame_size ? cfg().max_send_frame_size : data.size();
     std::size_t pos = 0;
     do {
       const std::size_t n = std::min(limit, data.size() - pos);
@@ -480,18 +510,19 @@ struct connection::impl {
     }
     const std::span<const std::byte> body{payload.data(), n};
     const std::size_t size = detail::frame_header_size(n, masks()) + n;
+    tr();
     if (urgent) {
-      out.discard_unsent_data();
-      encode_frame(out.insert_control(size), true, opc(detail::opcode::close), body);
+      t->out.discard_unsent_data();
+      encode_frame(t->out.insert_control(size), true, opc(detail::opcode::close), body);
     } else {
-      encode_frame(out.append(size, true, true), true, opc(detail::opcode::close), body);
+      encode_frame(t->out.append(size, true, true), true, opc(detail::opcode::close), body);
     }
     close_sent = true;
   }
 
   void queue_handshake_bytes(std::string_view text) {
     // Queued as a control segment so no control frame can go before it.
-    std::memcpy(out.insert_control(text.size()), text.data(), text.size());
+    std::memcpy(tr().out.insert_control(text.size()), text.data(), text.size());
   }
 
   // =========================================================================
@@ -502,18 +533,16 @@ struct connection::impl {
   // holds up to 15 characters inline).
   static std::size_t heap(const std::string& x) noexcept { return x.capacity() > 15 ? x.capacity() + 1 : 0; }
   static std::size_t heap(const detail::small_string& x) noexcept { return x.heap(); }
-  // What the kept request or response holds, measured once when kept (it
-  // never changes after): memory() runs after every batch of I/O.
-  std::size_t kept_bytes = 0;
   void measure_kept() noexcept {
-    kept_bytes = 0;
+    std::size_t n = 0;
     if (kept_request) {
       const http::request& r = *kept_request;
-      kept_bytes += sizeof(http::request) + heap(r.method) + heap(r.target) +
-                    r.headers.size() * 2 * sizeof(std::string);
-      for (const auto& f : r.headers) kept_bytes += heap(f.name) + heap(f.value);
+      n += sizeof(http::request) + heap(r.method) + heap(r.target) + r.headers.size() * 2 * sizeof(std::string);
+      for (const auto& f : r.headers) n += heap(f.name) + heap(f.value);
     }
-    if (kept_response) kept_bytes += sizeof(http::response) + kept_response->body.capacity();
+    if (kept_response) n += sizeof(http::response) + kept_response->body.capacity();
+    // (Bounded by max_handshake_size and the response limits.)
+    kept_bytes = static_cast<std::uint32_t>(n);
   }
   std::size_t state_memory() const noexcept {
     std::size_t n = sizeof(impl) + heap(subprotocol) + heap(extensions) + heap(close_reason) + kept_bytes;
@@ -538,7 +567,7 @@ struct connection::impl {
 
   detail::deflater& get_compressor() {
     if (!compressor) {
-      const auto& d = cfg.deflate;
+      const auto& d = cfg().deflate;
       compressor = d.pool && compress_no_context()
                        ? d.pool->internals().take_deflater(compress_bits(), d.level, d.mem_level)
                        : std::make_unique<detail::deflater>(compress_bits(), d.level, d.mem_level);
@@ -548,28 +577,28 @@ struct connection::impl {
   // The end of a compressed message we sent.
   void compressed_message_done() {
     if (!compress_no_context()) return;
-    if (cfg.deflate.pool)
-      cfg.deflate.pool->internals().give_back(std::move(compressor));
+    if (cfg().deflate.pool)
+      cfg().deflate.pool->internals().give_back(std::move(compressor));
     else
       compressor->reset();
   }
   detail::inflater& get_decompressor() {
     if (!decompressor) {
-      decompressor = cfg.deflate.pool && decompress_no_context()
-                         ? cfg.deflate.pool->internals().take_inflater(decompress_bits())
+      decompressor = cfg().deflate.pool && decompress_no_context()
+                         ? cfg().deflate.pool->internals().take_inflater(decompress_bits())
                          : std::make_unique<detail::inflater>(decompress_bits());
     }
     return *decompressor;
   }
   void inflated_message_done() {
     if (!decompress_no_context()) return;
-    if (cfg.deflate.pool)
-      cfg.deflate.pool->internals().give_back(std::move(decompressor));
+    if (cfg().deflate.pool)
+      cfg().deflate.pool->internals().give_back(std::move(decompressor));
     else
       decompressor->reset();
   }
   void release_streams() {
-    auto* pool = cfg.deflate.pool;
+    auto* pool = cfg().deflate.pool;
     if (pool && compressor && compress_no_context()) pool->internals().give_back(std::move(compressor));
     if (pool && decompressor && decompress_no_context()) pool->internals().give_back(std::move(decompressor));
     compressor.reset();
@@ -577,12 +606,12 @@ struct connection::impl {
   }
   std::size_t compression_memory() const noexcept {
     return (compressor ? compressor->memory() : 0) + (decompressor ? decompressor->memory() : 0) +
-           own_scratch.capacity();
+           (t ? t->own_scratch.capacity() : 0);
   }
   // Compression is synchronous inside send(): connections sharing a pool
   // (one thread) can share the buffer the compressed bytes pass through.
   std::vector<std::byte>& scratch() {
-    return cfg.deflate.pool ? cfg.deflate.pool->internals().scratch : own_scratch;
+    return cfg().deflate.pool ? cfg().deflate.pool->internals().scratch : t->own_scratch;
   }
 
   // =========================================================================
@@ -606,11 +635,12 @@ struct connection::impl {
     pong_deadline.reset();
     open_deadline.reset();
     close_deadline.reset();
-    in_message = false;
-    msg_buf.clear();
-    if (msg_buf.capacity() > message_keep_limit) std::vector<std::byte>().swap(msg_buf);
     release_streams();
-    std::vector<std::byte>().swap(own_scratch);
+    if (!t) return;
+    t->in_message = false;
+    t->msg_buf.clear();
+    if (t->msg_buf.capacity() > message_keep_limit) std::vector<std::byte>().swap(t->msg_buf);
+    std::vector<std::byte>().swap(t->own_scratch);
   }
 
   event close_event_now() const noexcept {
@@ -653,7 +683,7 @@ struct connection::impl {
   void become_open(time_point now) {
     st = gust::state::open;
     open_deadline.reset();
-    if (cfg.timeouts.ping_interval.count() > 0) ping_due = now + cfg.timeouts.ping_interval;
+    if (cfg().timeouts.ping_interval.count() > 0) ping_due = now + cfg().timeouts.ping_interval;
   }
 
   // =========================================================================
@@ -665,20 +695,20 @@ struct connection::impl {
     // The parser ran out of our buffer while the caller's has more: not
     // stalled, the read loop goes on with more of the split frame (or, once
     // ours is used up, with the caller's buffer in place).
-    if (region_owned && borrowed && (st == gust::state::open || st == gust::state::closing)) {
-      if (ipos < iend) top_up();
+    if (t->region_owned && t->borrowed && (st == gust::state::open || st == gust::state::closing)) {
+      if (t->ipos < t->iend) top_up();
       return std::nullopt;
     }
-    stalled = true;
+    t->stalled = true;
     if (eof) return on_eof();
     stash_borrowed();
     // A caller that lends its buffers (receive()) needs ours only for a
     // partial frame: once that is used up, an idle connection holds none.
-    if (ipos == iend && (lends_buffers || icap > input_keep_limit)) drop_input_buffer();
+    if (t->ipos == t->iend && (lends_buffers || t->icap > input_keep_limit)) drop_input_buffer();
     return std::nullopt;
   }
   void drop_input_buffer() noexcept {
-    ipos = iend = 0;
+    t->ipos = t->iend = 0;
     release_input_storage();
   }
 
@@ -716,12 +746,12 @@ struct connection::impl {
   std::optional<event> server_handshake() {
     if (awaiting_answer) {
       // Bytes after the request wait for the answer, but not without bound.
-      const std::size_t waiting = (iend - ipos) + (borrowed ? bend - bpos : 0);
-      if (waiting <= cfg.limits.max_handshake_size) return need_input();
+      const std::size_t waiting = (t->iend - t->ipos) + (t->borrowed ? t->bend - t->bpos : 0);
+      if (waiting <= cfg().limits.max_handshake_size) return need_input();
       awaiting_answer = false;
       server_refuse(400, handshake_error::too_large,
                     "data sent before the handshake response passed max_handshake_size");
-      borrowed = nullptr;
+      t->borrowed = nullptr;
       drop_input_buffer();
       return handshake_failure_event{&hs->failure};
     }
@@ -770,10 +800,10 @@ struct connection::impl {
     for (const auto& ext : *parsed) {
       if (!http::iequals(ext.name, "permessage-deflate")) continue;
       if (deflate_on) return std::string("permessage-deflate selected twice");
-      if (!cfg.deflate.enabled) return std::string("permessage-deflate was not enabled in settings");
+      if (!cfg().deflate.enabled) return std::string("permessage-deflate was not enabled in settings");
       // The answer must suit one of our offers; the first that it suits wins.
-      auto why = detail::accept_deflate_response(ext, cfg.deflate, agreement);
-      for (const auto& alt : cfg.deflate.fallback_offers) {
+      auto why = detail::accept_deflate_response(ext, cfg().deflate, agreement);
+      for (const auto& alt : cfg().deflate.fallback_offers) {
         if (!why) break;
         if (!detail::accept_deflate_response(ext, alt, agreement)) why.reset();
       }
@@ -809,24 +839,24 @@ struct connection::impl {
   bool process_payload(std::byte* p, std::size_t n, std::uint64_t phase) noexcept {
     if (n == 0) return true;
     // A compressed text message is validated after inflating, not on the wire.
-    const bool text = msg_type == message_type::text && !msg_compressed;
-    if (fh.masked) {
-      if (text) return utf8.unmask_and_feed(p, n, fh.key, static_cast<std::size_t>(phase & 3));
-      detail::mask_in_place(p, n, fh.key, static_cast<std::size_t>(phase & 3));
+    const bool text = t->msg_type == message_type::text && !t->msg_compressed;
+    if (t->fh.masked) {
+      if (text) return t->utf8.unmask_and_feed(p, n, t->fh.key, static_cast<std::size_t>(phase & 3));
+      detail::mask_in_place(p, n, t->fh.key, static_cast<std::size_t>(phase & 3));
       return true;
     }
-    return !text || utf8.feed(p, n);
+    return !text || t->utf8.feed(p, n);
   }
 
   // The end of a message's last frame: 8.1 "When an endpoint is to interpret
   // a byte stream as UTF-8 but finds that the byte stream is not, in fact, a
   // valid UTF-8 stream, that endpoint MUST _Fail the WebSocket Connection_".
   bool message_complete_ok() const noexcept {
-    return msg_type != message_type::text || utf8.complete();
+    return t->msg_type != message_type::text || t->utf8.complete();
   }
 
   std::size_t small_limit() const noexcept {
-    const limits& lim = cfg.limits;
+    const limits& lim = cfg().limits;
     return lim.max_frame_size ? std::min(lim.max_frame_size, lim.max_message_size) : lim.max_message_size;
   }
 
@@ -868,111 +898,111 @@ struct connection::impl {
 
     // 5.4 fragmentation rules.
     const bool continuation = h.opcode == opc(detail::opcode::continuation);
-    if (continuation && !in_message) return protocol_fail(close_code::protocol_error, "continuation frame without a message to continue");
-    if (!continuation && in_message) return protocol_fail(close_code::protocol_error, "new data frame inside a fragmented message");
+    if (continuation && !t->in_message) return protocol_fail(close_code::protocol_error, "continuation frame without a message to continue");
+    if (!continuation && t->in_message) return protocol_fail(close_code::protocol_error, "new data frame inside a fragmented message");
     if (continuation && h.rsv) return protocol_fail(close_code::protocol_error, "RSV1 on a continuation frame");
 
-    const limits& lim = cfg.limits;
+    const limits& lim = cfg().limits;
     // A compressed message's limit is on what it inflates to (checked while
     // inflating); its wire size may pass it only by deflate's worst-case
     // overhead on incompressible data.
-    const bool compressed = continuation ? msg_compressed : h.rsv != 0;
+    const bool compressed = continuation ? t->msg_compressed : h.rsv != 0;
     auto wire_limit = [&](std::uint64_t v) { return compressed ? v + v / 64 + 64 : v; };
     const std::uint64_t frame_limit = wire_limit(lim.max_frame_size ? lim.max_frame_size : lim.max_message_size);
     const std::uint64_t message_limit = wire_limit(lim.max_message_size);
-    const std::uint64_t so_far = continuation ? msg_size : 0;
+    const std::uint64_t so_far = continuation ? t->msg_size : 0;
     if (h.length > frame_limit) return protocol_fail(close_code::message_too_big, "frame too big");
     if (h.length > message_limit - std::min<std::uint64_t>(so_far, message_limit))
       return protocol_fail(close_code::message_too_big, "message too big");
-    if ((continuation ? msg_frags : 0) + 1 > lim.max_fragments) return protocol_fail(close_code::message_too_big, "too many fragments");
+    if ((continuation ? t->msg_frags : 0) + 1 > lim.max_fragments) return protocol_fail(close_code::message_too_big, "too many fragments");
 
     if (!continuation) {
-      in_message = true;
-      msg_type = h.opcode == opc(detail::opcode::text) ? message_type::text : message_type::binary;
-      msg_size = 0;
-      msg_frags = 0;
-      utf8.reset();
-      msg_buf.clear();
-      msg_compressed = h.rsv != 0;
-      msg_inflated = 0;
+      t->in_message = true;
+      t->msg_type = h.opcode == opc(detail::opcode::text) ? message_type::text : message_type::binary;
+      t->msg_size = 0;
+      t->msg_frags = 0;
+      t->utf8.reset();
+      t->msg_buf.clear();
+      t->msg_compressed = h.rsv != 0;
+      t->msg_inflated = 0;
     }
-    msg_size += h.length;
-    ++msg_frags;
+    t->msg_size += h.length;
+    ++t->msg_frags;
     advance(hs);
-    fh = h;
-    fpos = 0;
-    in_header = false;
-    zero_copy = !cfg.deliver_partial_messages && h.fin && !continuation && !msg_compressed;
+    t->fh = h;
+    t->fpos = 0;
+    t->in_header = false;
+    t->zero_copy = !cfg().deliver_partial_messages && h.fin && !continuation && !t->msg_compressed;
     // The common case, a small message whole in the buffer: deliver it now.
-    if (zero_copy && in.size() - hs >= h.length) return read_payload();
+    if (t->zero_copy && in.size() - hs >= h.length) return read_payload();
     return std::nullopt;  // go on with the payload
   }
 
   std::optional<event> read_payload() {
     auto in = region();
-    const std::uint64_t len = fh.length;
-    if (zero_copy) {
+    const std::uint64_t len = t->fh.length;
+    if (t->zero_copy) {
       // Work on what arrived; deliver the frame where it lies once whole.
       const std::size_t have = static_cast<std::size_t>(std::min<std::uint64_t>(in.size(), len));
-      if (!process_payload(in.data() + fpos, have - static_cast<std::size_t>(fpos), fpos))
+      if (!process_payload(in.data() + t->fpos, have - static_cast<std::size_t>(t->fpos), t->fpos))
         return protocol_fail(close_code::invalid_payload, "invalid UTF-8 in text message");
-      fpos = have;
-      if (fpos < len) return need_input();
+      t->fpos = have;
+      if (t->fpos < len) return need_input();
       if (!message_complete_ok()) return protocol_fail(close_code::invalid_payload, "text message ends inside a UTF-8 sequence");
       advance(have);
-      in_header = true;
-      in_message = false;
-      return message_event{msg_type, {in.data(), have}, true};
+      t->in_header = true;
+      t->in_message = false;
+      return message_event{t->msg_type, {in.data(), have}, true};
     }
 
-    const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(in.size(), len - fpos));
-    if (!process_payload(in.data(), chunk, fpos))
+    const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(in.size(), len - t->fpos));
+    if (!process_payload(in.data(), chunk, t->fpos))
       return protocol_fail(close_code::invalid_payload, "invalid UTF-8 in text message");
-    fpos += chunk;
+    t->fpos += chunk;
     advance(chunk);
-    const bool frame_done = fpos == len;
-    const bool last = frame_done && fh.fin;
-    if (msg_compressed) return inflate_payload({in.data(), chunk}, frame_done, last);
+    const bool frame_done = t->fpos == len;
+    const bool last = frame_done && t->fh.fin;
+    if (t->msg_compressed) return inflate_payload({in.data(), chunk}, frame_done, last);
     if (last && !message_complete_ok()) return protocol_fail(close_code::invalid_payload, "text message ends inside a UTF-8 sequence");
-    if (frame_done) in_header = true;
-    if (last) in_message = false;
+    if (frame_done) t->in_header = true;
+    if (last) t->in_message = false;
 
-    if (cfg.deliver_partial_messages) {
-      if (chunk > 0 || last) return message_event{msg_type, {in.data(), chunk}, last};
+    if (cfg().deliver_partial_messages) {
+      if (chunk > 0 || last) return message_event{t->msg_type, {in.data(), chunk}, last};
       return frame_done ? std::nullopt : need_input();
     }
-    msg_buf.insert(msg_buf.end(), in.data(), in.data() + chunk);
-    if (last) return message_event{msg_type, msg_buf, true};
+    t->msg_buf.insert(t->msg_buf.end(), in.data(), in.data() + chunk);
+    if (last) return message_event{t->msg_type, t->msg_buf, true};
     return frame_done ? std::nullopt : need_input();
   }
 
   // RFC 7692 7.2.2: inflate the payload as it arrives, appending 00 00 ff ff
   // at the end of the message; the size limit applies to the output.
   std::optional<event> inflate_payload(std::span<const std::byte> chunk, bool frame_done, bool last) {
-    const bool partial = cfg.deliver_partial_messages;
-    if (partial) msg_buf.clear();  // the previous chunk's view has expired
-    const std::size_t before = msg_buf.size();
-    const std::uint64_t limit = cfg.limits.max_message_size;
-    auto budget = [&] { return static_cast<std::size_t>(limit - std::min(limit, msg_inflated)); };
+    const bool partial = cfg().deliver_partial_messages;
+    if (partial) t->msg_buf.clear();  // the previous chunk's view has expired
+    const std::size_t before = t->msg_buf.size();
+    const std::uint64_t limit = cfg().limits.max_message_size;
+    auto budget = [&] { return static_cast<std::size_t>(limit - std::min(limit, t->msg_inflated)); };
     detail::inflater& z = get_decompressor();
     const std::size_t budget_before = budget();
-    auto rc = z.inflate(chunk, msg_buf, budget_before);
+    auto rc = z.inflate(chunk, t->msg_buf, budget_before);
     // A compressed message of no bytes at all is malformed but harmless:
     // deliver it empty rather than feed the trailer into the stream.
-    if (rc == detail::inflater::result::ok && last && msg_size > 0) {
-      msg_inflated += msg_buf.size() - before;
-      const std::size_t mid = msg_buf.size();
-      rc = z.finish(msg_buf, budget());
-      msg_inflated += msg_buf.size() - mid;
+    if (rc == detail::inflater::result::ok && last && t->msg_size > 0) {
+      t->msg_inflated += t->msg_buf.size() - before;
+      const std::size_t mid = t->msg_buf.size();
+      rc = z.finish(t->msg_buf, budget());
+      t->msg_inflated += t->msg_buf.size() - mid;
     } else {
-      msg_inflated += msg_buf.size() - before;
+      t->msg_inflated += t->msg_buf.size() - before;
     }
     // The verdict must not depend on how the bytes were split: output within
     // the budget that is not UTF-8 fails 1007 even when this chunk also
     // passed the limit (a byte-at-a-time peer would have met it first).
-    if (rc == detail::inflater::result::too_big && msg_type == message_type::text) {
-      const std::size_t in_budget = std::min(msg_buf.size() - before, budget_before);
-      if (!utf8.feed(msg_buf.data() + before, in_budget))
+    if (rc == detail::inflater::result::too_big && t->msg_type == message_type::text) {
+      const std::size_t in_budget = std::min(t->msg_buf.size() - before, budget_before);
+      if (!t->utf8.feed(t->msg_buf.data() + before, in_budget))
         return protocol_fail(close_code::invalid_payload, "invalid UTF-8 in text message");
     }
     switch (rc) {
@@ -981,19 +1011,19 @@ struct connection::impl {
       case detail::inflater::result::corrupt: return protocol_fail(close_code::invalid_payload, "invalid compressed data");
       case detail::inflater::result::no_memory: return protocol_fail(close_code::internal_error, "out of memory");
     }
-    if (msg_type == message_type::text && !utf8.feed(msg_buf.data() + before, msg_buf.size() - before))
+    if (t->msg_type == message_type::text && !t->utf8.feed(t->msg_buf.data() + before, t->msg_buf.size() - before))
       return protocol_fail(close_code::invalid_payload, "invalid UTF-8 in text message");
     if (last) {
       if (!message_complete_ok()) return protocol_fail(close_code::invalid_payload, "text message ends inside a UTF-8 sequence");
       inflated_message_done();
     }
-    if (frame_done) in_header = true;
-    if (last) in_message = false;
+    if (frame_done) t->in_header = true;
+    if (last) t->in_message = false;
     if (partial) {
-      if (msg_buf.size() > before || last) return message_event{msg_type, {msg_buf.data() + before, msg_buf.size() - before}, last};
+      if (t->msg_buf.size() > before || last) return message_event{t->msg_type, {t->msg_buf.data() + before, t->msg_buf.size() - before}, last};
       return frame_done ? std::nullopt : need_input();
     }
-    if (last) return message_event{msg_type, msg_buf, true};
+    if (last) return message_event{t->msg_type, t->msg_buf, true};
     return frame_done ? std::nullopt : need_input();
   }
 
@@ -1004,10 +1034,10 @@ struct connection::impl {
       // is no longer read once the peer's close arrived, so that holds here;
       // having sent our own close does not exempt us (5.5.1 forbids only
       // data frames after it).
-      if (cfg.auto_pong) {
+      if (cfg().auto_pong) {
         std::array<std::byte, detail::max_frame_header_size + detail::max_control_payload> frame;
         const std::size_t n = encode_frame(frame.data(), true, opc(detail::opcode::pong), payload);
-        out.queue_pong(frame.data(), n);
+        t->out.queue_pong(frame.data(), n);
       }
       return ping_event{payload};
     }
@@ -1022,7 +1052,7 @@ struct connection::impl {
     if (pong_deadline && same(keepalive_payload.data(), keepalive_payload.size())) {
       pong_deadline.reset();
       rtt = now - keepalive_sent;
-      if (cfg.timeouts.ping_interval.count() > 0) ping_due = keepalive_sent + cfg.timeouts.ping_interval;
+      if (cfg().timeouts.ping_interval.count() > 0) ping_due = keepalive_sent + cfg().timeouts.ping_interval;
       if (ping_due && *ping_due < now) ping_due = now;
       return rtt;
     }
@@ -1059,26 +1089,26 @@ struct connection::impl {
     drop_input();
     if (role == gust::role::server) {
       transport_close = true;
-    } else if (cfg.timeouts.close_timeout.count() > 0) {
+    } else if (cfg().timeouts.close_timeout.count() > 0) {
       // Wait for the server to close TCP first (7.1.1); now is not passed
       // here, so the deadline starts from the last known time.
-      close_deadline = last_now + cfg.timeouts.close_timeout;
+      close_deadline = last_now + cfg().timeouts.close_timeout;
     }
     return close_event_now();
   }
 
-  time_point last_now{};
-  bool stalled = false;  // set by need_input(): stop the read loop
 
   // The general path of next_event(). Out of line: inlined into
   // next_event(), its register saves would fall on the fast path too.
   [[gnu::noinline]] std::optional<event> next(time_point now) {
+    tr();
     std::optional<event> ev = next_general(now);
     const bool framing = st == gust::state::open || st == gust::state::closing;
-    small_cap = framing && deferred_count == 0 && in_header && !in_message && !release_request &&
-                        msg_buf.capacity() <= message_keep_limit && cfg.limits.max_fragments > 0
+    small_cap = framing && deferred_count == 0 && t->in_header && !t->in_message && !release_request &&
+                        t->msg_buf.capacity() <= message_keep_limit && cfg().limits.max_fragments > 0
                     ? static_cast<std::uint8_t>(std::min<std::size_t>(small_limit(), 125) + 1)
                     : 0;
+    if (!ev) give_back_if_idle();
     return ev;
   }
 
@@ -1096,19 +1126,22 @@ struct connection::impl {
     // the fast path, which has few to spare.
     last_now = now;
     assert(!small_cap || ((st == gust::state::open || st == gust::state::closing) && deferred_count == 0));
+    // No traffic state: no input (idle with a pool).
+    detail::traffic* const x = t.get();
+    if (!x) return next(last_now);
     // Our buffer first (a split frame's start), else the caller's.
     std::size_t* pos;
     std::size_t end;
     std::byte* base;
-    if (ipos != iend) {
-      base = ibuf.get();
-      pos = &ipos;
-      end = iend;
+    if (x->ipos != x->iend) {
+      base = x->ibuf.get();
+      pos = &x->ipos;
+      end = x->iend;
     } else {
-      base = borrowed;
+      base = x->borrowed;
       if (!base) return next(last_now);
-      pos = &bpos;
-      end = bend;
+      pos = &x->bpos;
+      end = x->bend;
     }
     const std::size_t at = *pos;
     std::byte* const p = base + at;
@@ -1121,7 +1154,7 @@ struct connection::impl {
     std::byte* payload = p + hs;
     const std::size_t after = at + hs + len;
     *pos = after;
-    if (after == end && pos == &bpos) borrowed = nullptr;
+    if (after == end && pos == &x->bpos) x->borrowed = nullptr;
     std::uint64_t seen;
     if constexpr (server) {
       detail::mask_key key;
@@ -1148,7 +1181,7 @@ struct connection::impl {
   std::optional<event> next_general(time_point now) {
     last_now = now;
     // The previous message's view expires with this call.
-    if (!in_message && msg_buf.capacity() > message_keep_limit) std::vector<std::byte>().swap(msg_buf);
+    if (!t->in_message && t->msg_buf.capacity() > message_keep_limit) std::vector<std::byte>().swap(t->msg_buf);
     if (release_request) {  // the open_event that showed it has been handled
       release_request = false;
       kept_request.reset();
@@ -1184,9 +1217,9 @@ struct connection::impl {
         case gust::state::closing:
           break;
       }
-      stalled = false;
-      std::optional<event> ev = in_header ? read_header(now) : read_payload();
-      if (ev || stalled) return ev;
+      t->stalled = false;
+      std::optional<event> ev = t->in_header ? read_header(now) : read_payload();
+      if (ev || t->stalled) return ev;
       // A header consumed or a fragment stored: go on.
     }
   }
@@ -1236,10 +1269,10 @@ struct connection::impl {
     queue_control(opc(detail::opcode::ping), keepalive_payload);
     keepalive_sent = now;
     ping_due.reset();
-    if (cfg.timeouts.ping_timeout.count() > 0)
-      pong_deadline = now + cfg.timeouts.ping_timeout;
+    if (cfg().timeouts.ping_timeout.count() > 0)
+      pong_deadline = now + cfg().timeouts.ping_timeout;
     else
-      ping_due = now + cfg.timeouts.ping_interval;
+      ping_due = now + cfg().timeouts.ping_interval;
   }
 
   std::optional<time_point> deadline() const noexcept {
@@ -1259,7 +1292,7 @@ struct connection::impl {
 
   std::error_code check_can_send_data() const noexcept {
     if (st != gust::state::open) return errc::invalid_state;
-    if (out.size() >= cfg.limits.max_buffered_output) return errc::output_limit_reached;
+    if (queued() >= cfg().limits.max_buffered_output) return errc::output_limit_reached;
     return {};
   }
 
@@ -1267,19 +1300,20 @@ struct connection::impl {
   // length, written without queue_data's general path. The echo of a small
   // message takes it; send_small() is its whole route from connection::send.
   bool small_unmasked(std::size_t n) const noexcept {
-    return !masks() && n <= 125 && (cfg.max_send_frame_size == 0 || n <= cfg.max_send_frame_size);
+    return !masks() && n <= 125 && (cfg().max_send_frame_size == 0 || n <= cfg().max_send_frame_size);
   }
   void write_small(message_type type, std::span<const std::byte> data) {
-    std::byte* p = out.append(2 + data.size(), true);
+    std::byte* p = t->out.append(2 + data.size(), true);
     p[0] = static_cast<std::byte>(0x80 | static_cast<std::uint8_t>(type));
     p[1] = static_cast<std::byte>(data.size());
     if (!data.empty()) std::memcpy(p + 2, data.data(), data.size());
   }
   // true: queued; false: take send().
   bool send_small(message_type type, std::span<const std::byte> data, bool allow_compression) {
-    if (st != gust::state::open || out_in_message || !small_unmasked(data.size()) ||
-        (deflate_on && allow_compression && data.size() >= cfg.deflate.min_size) ||
-        out.size() >= cfg.limits.max_buffered_output ||
+    // Without a traffic state (idle, pooled), send() borrows one.
+    if (st != gust::state::open || !t || t->out_in_message || !small_unmasked(data.size()) ||
+        (deflate_on && allow_compression && data.size() >= cfg().deflate.min_size) ||
+        t->out.size() >= cfg().limits.max_buffered_output ||
         (type == message_type::text && !detail::is_valid_utf8(data.data(), data.size())))
       return false;  // (send() says why, if it is refused)
     write_small(type, data);
@@ -1290,10 +1324,10 @@ struct connection::impl {
                        const std::shared_ptr<const void>* owner, bool allow_compression = true,
                        bool validated = false) {
     if (auto ec = check_can_send_data()) return ec;
-    if (out_in_message) return errc::message_in_progress;
+    if (tr().out_in_message) return errc::message_in_progress;
     if (type == message_type::text && !validated && !detail::is_valid_utf8(data.data(), data.size()))
       return errc::invalid_utf8;
-    const bool compress = deflate_on && allow_compression && data.size() >= cfg.deflate.min_size;
+    const bool compress = deflate_on && allow_compression && data.size() >= cfg().deflate.min_size;
     if (!compress && !owner && small_unmasked(data.size())) {
       write_small(type, data);
       return {};
@@ -1319,11 +1353,11 @@ struct connection::impl {
   std::error_code send_prepared(const prepared_message& m) {
     if (m.error() == errc::invalid_utf8) return errc::invalid_utf8;
     if (auto ec = check_can_send_data()) return ec;
-    if (out_in_message) return errc::message_in_progress;
+    if (tr().out_in_message) return errc::message_in_progress;
     const std::shared_ptr<const void> owner = m.shared();
     const auto payload = m.payload();
     const auto type = m.type();
-    if (deflate_on && payload.size() >= cfg.deflate.min_size) {
+    if (deflate_on && payload.size() >= cfg().deflate.min_size) {
       // Shared compressed bytes only where every message starts from an
       // empty window (no context takeover on our side) and the peer allows
       // the window they were made with; else compress as send() does.
@@ -1341,19 +1375,19 @@ struct connection::impl {
   std::error_code send_fragment(message_type type, std::span<const std::byte> data, bool fin) {
     if (auto ec = check_can_send_data()) return ec;
     std::uint8_t opcode = static_cast<std::uint8_t>(type);
-    if (out_in_message) {
-      if (type != out_type) return errc::fragment_type_mismatch;
+    if (tr().out_in_message) {
+      if (type != t->out_type) return errc::fragment_type_mismatch;
       opcode = opc(detail::opcode::continuation);
     } else {
-      out_utf8.reset();
-      out_compressed = deflate_on;
+      t->out_utf8.reset();
+      t->out_compressed = deflate_on;
     }
     if (type == message_type::text) {
-      detail::utf8_validator probe = out_utf8;
+      detail::utf8_validator probe = t->out_utf8;
       if (!probe.feed(data.data(), data.size()) || (fin && !probe.complete())) return errc::invalid_utf8;
-      out_utf8 = probe;
+      t->out_utf8 = probe;
     }
-    if (out_compressed) {
+    if (t->out_compressed) {
       // One deflate stream across the fragments, each ending in a sync flush
       // so it can go out at once; RSV1 on the first frame only.
       std::vector<std::byte>& zbuf = scratch();
@@ -1363,12 +1397,12 @@ struct connection::impl {
       // the stream on a block boundary for the peer's trailer.
       if (fin && zbuf.empty()) zbuf.push_back(std::byte{0});
       if (fin) compressed_message_done();
-      queue_data(opcode, zbuf, fin, nullptr, out_in_message ? 0 : 0x4);
+      queue_data(opcode, zbuf, fin, nullptr, t->out_in_message ? 0 : 0x4);
     } else {
       queue_data(opcode, data, fin, nullptr);
     }
-    out_in_message = !fin;
-    out_type = type;
+    t->out_in_message = !fin;
+    t->out_type = type;
     return {};
   }
 };
@@ -1386,31 +1420,34 @@ state connection::state() const noexcept { return impl_->st; }
 
 std::span<std::byte> connection::prepare(std::size_t min_size) {
   impl_->lends_buffers = false;
+  detail::traffic& x = impl_->tr();
   impl_->stash_borrowed();
   impl_->reserve_input(min_size ? min_size : default_read_size);
-  return {impl_->ibuf.get() + impl_->iend, impl_->icap - impl_->iend};
+  return {x.ibuf.get() + x.iend, x.icap - x.iend};
 }
 
 void connection::commit(std::size_t n, time_point now) {
   impl_->last_now = now;
-  impl_->scanned_base = nullptr;
-  impl_->iend += std::min(n, impl_->icap - impl_->iend);
+  detail::traffic& x = impl_->tr();  // (held since prepare(), unless misused)
+  x.scanned_base = nullptr;
+  x.iend += std::min(n, x.icap - x.iend);
 }
 
 void connection::receive(std::span<std::byte> data, time_point now) {
   impl_->last_now = now;
-  impl_->scanned_base = nullptr;
   impl_->lends_buffers = true;
   if (data.empty()) return;
+  detail::traffic& x = impl_->tr();
+  x.scanned_base = nullptr;
   impl_->stash_borrowed();
   const bool framing = impl_->st == state::open || impl_->st == state::closing;
-  if (impl_->ipos < impl_->iend && !framing) {
+  if (x.ipos < x.iend && !framing) {
     impl_->append_input(data.data(), data.size());  // the HTTP parsers read one region
   } else {
-    if (impl_->ipos == impl_->iend) impl_->ipos = impl_->iend = 0;
-    impl_->borrowed = data.data();
-    impl_->bpos = 0;
-    impl_->bend = data.size();
+    if (x.ipos == x.iend) x.ipos = x.iend = 0;
+    x.borrowed = data.data();
+    x.bpos = 0;
+    x.bend = data.size();
   }
 }
 
@@ -1426,14 +1463,23 @@ std::optional<event> connection::next_event(time_point now) {
 
 bool connection::close_may_follow() const noexcept { return impl_->close_may_follow(); }
 
-std::span<const const_buffer> connection::pending_output() { return impl_->out.pending(); }
+std::span<const const_buffer> connection::pending_output() {
+  if (!impl_->t) return {};
+  return impl_->t->out.pending();
+}
 
 std::error_code connection::consume_output(std::size_t n) {
-  if (!impl_->out.consume(n)) return errc::consume_past_end;
+  if (!impl_->t) {
+    if (n) return errc::consume_past_end;
+    return {};
+  }
+  if (!impl_->t->out.consume(n)) return errc::consume_past_end;
+  // Drained with the input idle: the traffic state goes back to the pool.
+  if (impl_->t->out.empty()) impl_->give_back_if_idle();
   return {};
 }
 
-std::size_t connection::buffered_amount() const noexcept { return impl_->out.size(); }
+std::size_t connection::buffered_amount() const noexcept { return impl_->queued(); }
 bool connection::transport_should_close() const noexcept { return impl_->transport_close; }
 std::optional<time_point> connection::next_deadline() const noexcept { return impl_->deadline(); }
 void connection::on_timeout(time_point now) { impl_->timeout(now); }
@@ -1494,7 +1540,7 @@ std::error_code connection::close(time_point now, std::uint16_t code, std::strin
   c.st = gust::state::closing;
   c.ping_due.reset();
   c.pong_deadline.reset();
-  if (c.cfg.timeouts.close_timeout.count() > 0) c.close_deadline = now + c.cfg.timeouts.close_timeout;
+  if (c.cfg().timeouts.close_timeout.count() > 0) c.close_deadline = now + c.cfg().timeouts.close_timeout;
   return {};
 }
 
@@ -1527,11 +1573,14 @@ std::string_view connection::subprotocol() const noexcept { return impl_->subpro
 std::string_view connection::extensions() const noexcept { return impl_->extensions; }
 bool connection::compression_enabled() const noexcept { return impl_->deflate_on; }
 std::optional<duration> connection::latency() const noexcept { return impl_->rtt; }
-const gust::settings& connection::settings() const noexcept { return impl_->cfg; }
+const gust::settings& connection::settings() const noexcept { return impl_->cfg(); }
 
 memory_usage connection::memory() const noexcept {
-  return {impl_->icap, impl_->msg_buf.capacity(), impl_->out.memory(), impl_->compression_memory(),
-          impl_->state_memory()};
+  const impl& c = *impl_;
+  if (!c.t) return {0, 0, 0, c.compression_memory(), c.state_memory()};
+  // The traffic state counts while held, lent or our own.
+  return {c.t->icap, c.t->msg_buf.capacity(), c.t->out.memory(), c.compression_memory(),
+          c.state_memory() + sizeof(detail::traffic)};
 }
 
 // ===========================================================================
@@ -1543,7 +1592,7 @@ server_connection::server_connection(time_point now, gust::settings s, server_op
 server_connection::server_connection(time_point now, shared_settings s, server_options opts)
     : connection(std::make_unique<impl>(gust::role::server, now, std::move(s.ptr))) {
   impl_->hs->sopts = std::move(opts);
-  impl_->hs->req_parser.emplace(impl_->cfg.limits);
+  impl_->hs->req_parser.emplace(impl_->cfg().limits);
 }
 
 std::error_code server_connection::accept(time_point now, accept_options opts) {
@@ -1563,9 +1612,9 @@ std::error_code server_connection::accept(time_point now, accept_options opts) {
     chosen = detail::select_subprotocol(req, c.hs->upgrade.subprotocols, c.hs->sopts);
   }
   c.subprotocol = chosen.value_or(std::string());
-  if (c.cfg.deflate.enabled && detail::deflate_available()) {
+  if (c.cfg().deflate.enabled && detail::deflate_available()) {
     if (auto offers = req.headers.get_combined("Sec-WebSocket-Extensions")) {
-      if (auto answer = detail::negotiate_deflate(*offers, c.cfg.deflate, c.agreement)) {
+      if (auto answer = detail::negotiate_deflate(*offers, c.cfg().deflate, c.agreement)) {
         c.extensions = std::move(*answer);
         c.deflate_on = true;
       }
@@ -1624,14 +1673,14 @@ client_connection::client_connection(time_point now, client_options opts, shared
     : connection(std::make_unique<impl>(gust::role::client, now, std::move(s.ptr))) {
   impl& c = *impl_;
   c.hs->copts = std::move(opts);
-  if (c.cfg.deflate.enabled && detail::deflate_available()) {
-    std::vector<std::string> offers{detail::deflate_offer(c.cfg.deflate)};
-    for (const auto& alt : c.cfg.deflate.fallback_offers) offers.push_back(detail::deflate_offer(alt));
+  if (c.cfg().deflate.enabled && detail::deflate_available()) {
+    std::vector<std::string> offers{detail::deflate_offer(c.cfg().deflate)};
+    for (const auto& alt : c.cfg().deflate.fallback_offers) offers.push_back(detail::deflate_offer(alt));
     c.hs->copts.extensions.insert(c.hs->copts.extensions.begin(), offers.begin(), offers.end());
   }
-  c.hs->key = detail::make_key(c.cfg.random);
+  c.hs->key = detail::make_key(c.cfg().random);
   c.queue_handshake_bytes(detail::write_upgrade_request(c.hs->copts, c.hs->key));
-  c.hs->resp_parser.emplace(c.cfg.limits);
+  c.hs->resp_parser.emplace(c.cfg().limits);
 }
 
 }  // namespace gust

@@ -1,5 +1,7 @@
 #include "output_queue.hpp"
 
+#include "traffic.hpp"
+
 #include <algorithm>
 #include <bit>
 #include <cstring>
@@ -287,6 +289,22 @@ void output_pool::impl::give_block(std::unique_ptr<std::byte[]> p, std::size_t c
   bytes += cap;
   blocks.push_back({std::move(p), cap});
 }
+output_pool::impl::~impl() = default;
+
+std::unique_ptr<detail::traffic> output_pool::impl::take_traffic() noexcept {
+  if (idle_traffic.empty()) return nullptr;
+  std::unique_ptr<detail::traffic> t = std::move(idle_traffic.back());
+  idle_traffic.pop_back();
+  bytes -= t->memory();
+  return t;
+}
+
+void output_pool::impl::give_traffic(std::unique_ptr<detail::traffic> t) {
+  if (idle_traffic.size() >= max_cached) return;  // freed
+  bytes += t->memory();
+  idle_traffic.push_back(std::move(t));
+}
+
 std::size_t output_pool::memory() const noexcept { return impl_->bytes; }
 std::size_t output_pool::cached() const noexcept { return impl_->idle.size(); }
 

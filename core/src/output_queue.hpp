@@ -119,6 +119,10 @@ class output_queue {
 
 }  // namespace gust::detail
 
+namespace gust::detail {
+struct traffic;
+}
+
 namespace gust {
 
 struct output_pool::impl {
@@ -148,6 +152,16 @@ struct output_pool::impl {
   /// Keeps `p` for reuse, or frees it (too big, or only smaller than every
   /// kept one while the pool is full).
   void give_block(std::unique_ptr<std::byte[]> p, std::size_t cap) noexcept;
+
+  // The traffic states (traffic.hpp) of connections gone idle, at most
+  // max_cached: about as many exist as connections had traffic in flight
+  // at once. Each is idle as given back, ready for any connection.
+  std::vector<std::unique_ptr<detail::traffic>> idle_traffic;
+  /// An idle traffic state, or null when none is kept.
+  std::unique_ptr<detail::traffic> take_traffic() noexcept;
+  /// Keeps `t` (idle) for the next connection, or frees it if full.
+  void give_traffic(std::unique_ptr<detail::traffic> t);
+  ~impl();
 };
 
 }  // namespace gust
