@@ -69,6 +69,40 @@ constexpr std::size_t message_keep_limit = 256 * 1024;
 // A traffic state given back to the pool keeps buffers up to this size:
 // the pool holds many, and any connection may borrow one.
 constexpr std::size_t pooled_keep_limit = 64 * 1024;
+// The traffic state of a connection that holds none: idle, never written.
+// Every call that would write borrows a real one first (impl::tr()); the
+// receive fast path reads it as it would a real one and finds no input,
+// which spares it a null test per frame.
+constinit detail::traffic no_traffic;
+
+// Owns a connection's traffic state, or points at no_traffic.
+class traffic_ptr {
+ public:
+  traffic_ptr() noexcept = default;
+  traffic_ptr(const traffic_ptr&) = delete;
+  traffic_ptr& operator=(const traffic_ptr&) = delete;
+  ~traffic_ptr() { reset(); }
+  explicit operator bool() const noexcept { return p_ != &no_traffic; }
+  detail::traffic* operator->() const noexcept { return p_; }
+  detail::traffic& operator*() const noexcept { return *p_; }
+  /// Never null: no_traffic when none is held.
+  detail::traffic* get() const noexcept { return p_; }
+  traffic_ptr& operator=(std::unique_ptr<detail::traffic> t) noexcept {
+    reset();
+    if (t) p_ = t.release();
+    return *this;
+  }
+  std::unique_ptr<detail::traffic> take() noexcept {
+    std::unique_ptr<detail::traffic> t(*this ? p_ : nullptr);
+    p_ = &no_traffic;
+    return t;
+  }
+  void reset() noexcept { take(); }
+
+ private:
+  detail::traffic* p_ = &no_traffic;
+};
+
 // 5.5: control payload <= 125, of which a close code takes 2.
 constexpr std::size_t max_close_reason = 123;
 
@@ -120,9 +154,9 @@ struct connection::impl {
   // Input, the message being received, output: only while bytes are in
   // flight. With settings.output_pool it is borrowed from the pool and given
   // back once idle (give_back_if_idle); without, it is made at construction
-  // and kept. Null only with a pool. First: the receive fast path reads it
+  // and kept. None only with a pool. First: the receive fast path reads it
   // first.
-  std::unique_ptr<detail::traffic> t;
+  traffic_ptr t;
 
   // ---- configuration -----------------------------------------------------
   // Servers share one settings object between all their connections: a
@@ -255,7 +289,7 @@ struct connection::impl {
     x.msg_buf.clear();
     if (x.msg_buf.capacity() > pooled_keep_limit) std::vector<std::byte>().swap(x.msg_buf);
     if (x.own_scratch.capacity() > pooled_keep_limit) std::vector<std::byte>().swap(x.own_scratch);
-    pool->internals().give_traffic(std::move(t));
+    pool->internals().give_traffic(t.take());
   }
   // Queued output, without borrowing a traffic state to say there is none.
   std::size_t queued() const noexcept { return t ? t->out.size() : 0; }
@@ -1126,9 +1160,8 @@ struct connection::impl {
     // the fast path, which has few to spare.
     last_now = now;
     assert(!small_cap || ((st == gust::state::open || st == gust::state::closing) && deferred_count == 0));
-    // No traffic state: no input (idle with a pool).
+    // (no_traffic when none is held: no input, so next() borrows one.)
     detail::traffic* const x = t.get();
-    if (!x) return next(last_now);
     // Our buffer first (a split frame's start), else the caller's.
     std::size_t* pos;
     std::size_t end;
