@@ -60,7 +60,9 @@ struct memory_usage {
   std::size_t compression = 0;  ///< zlib streams held (permessage-deflate)
   /// The engine itself: its state, and what it keeps of the opening
   /// handshake (the handshake's working state until open, then the request
-  /// for a server). Not counted: the caller's own objects.
+  /// for a server). Its working state for traffic in flight counts while
+  /// held: always without settings.output_pool, only while bytes are in
+  /// flight with one. Not counted: the caller's own objects.
   std::size_t state = 0;
   std::size_t total() const noexcept { return input + message + output + compression + state; }
 };

@@ -1,4 +1,5 @@
-// gust/output_pool.hpp: output storage shared by the connections of one
+// gust/output_pool.hpp: output storage, and the working state of
+// connections with traffic in flight, shared by the connections of one
 // thread.
 //
 // A connection queues what it sends in an arena of its own (so steady-state
@@ -8,8 +9,17 @@
 // output storage, and the pool holds about as many arenas as connections
 // had output in flight at once, not one per connection. Arenas grown past
 // 256 KiB are freed rather than kept, and the pool keeps at most
-// `max_cached` idle ones. Not thread-safe: one per event loop or thread,
-// outliving the connections that use it.
+// `max_cached` idle ones.
+//
+// The same goes for the rest of a connection's working state (input
+// buffer, frame and message being received, output queue, fragmented send):
+// borrowed when bytes arrive or are queued, given back when the connection
+// is idle again (no input retained, nothing half received or half sent,
+// nothing queued), so an open idle connection keeps only its protocol
+// state. At most `max_cached` idle ones are kept, their buffers trimmed.
+//
+// Not thread-safe: one per event loop or thread, outliving the connections
+// that use it.
 #pragma once
 
 #include <cstddef>
@@ -25,7 +35,7 @@ class output_pool {
   output_pool& operator=(const output_pool&) = delete;
 
   /// Bytes held by idle storage in the pool (storage lent to a connection
-  /// is counted in its memory().output).
+  /// is counted in its memory()).
   std::size_t memory() const noexcept;
   /// Idle arenas kept.
   std::size_t cached() const noexcept;

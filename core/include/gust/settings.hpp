@@ -112,10 +112,11 @@ struct settings {
   /// delivered in chunks as it arrives (message_event::last marks the end),
   /// so receive buffers can be recycled early and large messages streamed.
   bool deliver_partial_messages = false;
-  /// Borrow output storage from this pool while bytes are queued, instead
-  /// of keeping an arena per connection (see output_pool.hpp): idle
-  /// connections then hold none. Not owned; must outlive the connection.
-  /// Null: each connection keeps its own.
+  /// Borrow output storage and the working state of traffic in flight
+  /// from this pool while bytes are queued or being received, instead of
+  /// keeping them per connection (see output_pool.hpp): idle connections
+  /// then hold none. Not owned; must outlive the connection. Null: each
+  /// connection keeps its own.
   gust::output_pool* output_pool = nullptr;
   /// Answer pings automatically (RFC 6455 5.5.2 requires a pong). When
   /// several pings arrive before the pong went out, only the latest one is
