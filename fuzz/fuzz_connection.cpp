@@ -18,6 +18,8 @@
 //             0x20 settings.max_send_frame_size = byte 6 + 1
 //             0x40 server: allowed_origins {"https://example.com"};
 //                  client: offers subprotocols "chat", "superchat"
+//             0x80 settings.output_pool: the traffic state is borrowed
+//                  and given back as the connection goes idle
 //   bytes 1-2 limits.max_message_size          } with 0x10
 //   byte 3    limits.max_frame_size = 16 * b   }
 //   byte 4    limits.max_fragments = 1 + b     }
@@ -84,6 +86,7 @@
 #include <vector>
 
 #include "handshake_server.hpp"
+#include "gust/output_pool.hpp"
 #include "gust/prepared_message.hpp"
 #include "support.hpp"
 
@@ -116,6 +119,7 @@ class driver {
     s_.deliver_partial_messages = flags & 0x02;
     s_.auto_pong = !(flags & 0x04);
     s_.deflate.enabled = flags & 0x08;
+    if (flags & 0x80) s_.output_pool = &output_pool_;
     const std::uint16_t max_msg = in.u16();
     const std::uint8_t max_frame = in.u8(), max_frags = in.u8(), max_buf = in.u8(), send_frame = in.u8();
     if (flags & 0x10) {
@@ -731,6 +735,7 @@ class driver {
   gust::settings s_;
   bool client_ = false;
   deflate_pool pool_;  // before conn_: outlives it
+  output_pool output_pool_;  // (the same)
   std::unique_ptr<connection> conn_;
   server_connection* server_ = nullptr;
   std::string key_;

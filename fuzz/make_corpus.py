@@ -554,6 +554,9 @@ conn = {
 }
 for name, (head, ops) in conn.items():
     add("connection", name, head + bytes(ops.b))
+    # The same program with settings.output_pool (flag 0x80): the traffic
+    # state borrowed and given back as the connection goes idle.
+    add("connection", "pool-" + name, bytes([head[0] | 0x80]) + head[1:] + bytes(ops.b))
 
 
 # ---------------------------------------------------------------------------

@@ -370,6 +370,33 @@ TEST_SUITE("traffic state lent by the output_pool") {
     CHECK(idle_states(pool) == 1);
   }
 
+  TEST_CASE("a large message's buffers are trimmed before its state goes back to the pool") {
+    output_pool pool;
+    const shared_settings shared = make_settings(&pool);
+    virtual_clock clk;
+    auto srv = open_lean_server(clk, shared);
+    // Fragmented (reassembled in the message buffer) and split across two
+    // inputs (the first frame's tail kept in the input buffer).
+    const std::string a(100 * 1024, 'a'), b(50 * 1024, 'b');
+    const std::string wire = peer_frame(true, 0x02, a) + peer_frame(true, 0x80, b);
+    std::string head = wire.substr(0, 70 * 1024), rest = wire.substr(70 * 1024);
+    srv.receive(writable(head), clk.now);
+    CHECK(drain(srv, clk).empty());
+    CHECK(srv.memory().message + srv.memory().input > 64 * 1024);
+    srv.receive(writable(rest), clk.now);
+    auto e = srv.next_event(clk.now);
+    REQUIRE(e);
+    auto* m = std::get_if<message_event>(&*e);
+    REQUIRE(m);
+    CHECK(m->data.size() == a.size() + b.size());
+    CHECK_FALSE(srv.next_event(clk.now));
+    REQUIRE(idle_states(pool) == 1);
+    const detail::traffic& t = *pool.internals().idle_traffic.back();
+    CHECK(t.msg_buf.capacity() <= 16 * 1024);
+    CHECK(t.icap <= 16 * 1024);
+    CHECK(pool.memory() < 64 * 1024);
+  }
+
   TEST_CASE("a connection reading through prepare() gives its buffer back with its state") {
     output_pool pool;
     const shared_settings shared = make_settings(&pool);

@@ -29,6 +29,13 @@
 // messages are copied, into the reassembly buffer. A borrowed buffer's
 // unconsumed tail is copied into the input buffer when next_event() returns
 // nothing, which is the moment the caller may recycle it.
+//
+// Traffic state (traffic.hpp): the input buffers, the frame and message
+// being received and the output queue live apart, behind impl::t. With
+// settings.output_pool they are borrowed from the pool by the first call
+// that needs them and given back when next_event() returns nothing or
+// consume_output() drains the queue with nothing else in flight; an idle
+// open connection then holds only impl. Without a pool they are kept.
 #include "gust/connection.hpp"
 #include "gust/prepared_message.hpp"
 
@@ -66,9 +73,10 @@ constexpr std::size_t default_read_size = 16 * 1024;
 // does not pin its size for the life of an idle connection.
 constexpr std::size_t input_keep_limit = 256 * 1024;
 constexpr std::size_t message_keep_limit = 256 * 1024;
-// A traffic state given back to the pool keeps buffers up to this size:
-// the pool holds many, and any connection may borrow one.
-constexpr std::size_t pooled_keep_limit = 64 * 1024;
+// A traffic state given back to the pool keeps buffers up to this size (a
+// default read buffer): the pool holds up to max_cached of them, and any
+// connection may borrow one.
+constexpr std::size_t pooled_keep_limit = default_read_size;
 // The traffic state of a connection that holds none: idle, never written.
 // Every call that would write borrows a real one first (impl::tr()); the
 // receive fast path reads it as it would a real one and finds no input,
