@@ -561,7 +561,7 @@ class asio_loop final : public loop_base {
       const int fd = ::accept4(l.acc->native_handle(), reinterpret_cast<sockaddr*>(&ss), &len,
                                SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd >= 0) {
-        l.on_accept(*this, fd, to_endpoint(reinterpret_cast<sockaddr*>(&ss), len));
+        l.on_accept(*this, fd, reinterpret_cast<sockaddr*>(&ss), len);
         continue;
       }
       const int err = errno;

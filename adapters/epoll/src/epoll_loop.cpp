@@ -351,7 +351,7 @@ class epoll_loop final : public loop_base {
       const int fd = ::accept4(l.fd, reinterpret_cast<sockaddr*>(&ss), &len,
                                SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd >= 0) {
-        l.on_accept(*this, fd, to_endpoint(reinterpret_cast<sockaddr*>(&ss), len));
+        l.on_accept(*this, fd, reinterpret_cast<sockaddr*>(&ss), len);
         continue;
       }
       const int err = errno;

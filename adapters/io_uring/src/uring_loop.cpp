@@ -432,7 +432,7 @@ class uring_loop final : public loop_base {
       if (::getpeername(res, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
         ::close(res);  // reset before we saw it
       } else {
-        l.on_accept(*this, res, to_endpoint(reinterpret_cast<sockaddr*>(&ss), len));
+        l.on_accept(*this, res, reinterpret_cast<sockaddr*>(&ss), len);
       }
       if (!listeners_[li].armed) arm_accept(li);
       return;
