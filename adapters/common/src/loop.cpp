@@ -816,7 +816,7 @@ void loop_base::finish(websocket& ws) {
     ws.open_index_ = UINT32_MAX;
     counters::adjust(ws.owner_->ctr.open, 1, 0);
   }
-  if (ws.tx_) backend_close(ws);
+  if (ws.tx_.handle >= 0) backend_close(ws);
   ws.armed_.reset();
   finished_.push_back(&ws);
 }

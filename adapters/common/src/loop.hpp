@@ -51,12 +51,6 @@
 
 namespace gust::detail {
 
-/// An adapter's per-connection socket state.
-class transport {
- public:
-  virtual ~transport() = default;
-};
-
 /// Per-owner counters (one block per server loop, one per client): written
 /// by one loop thread, read by any (relaxed atomics, no read-modify-write).
 struct counters {
@@ -255,7 +249,7 @@ class loop_base {
                                    bool exclusive) = 0;
   /// Stops watching and closes the listening socket.
   virtual void backend_remove_listener(int id) = 0;
-  /// Creates ws.tx_ for `fd` and starts watching it (for `connecting`:
+  /// Fills ws.tx_ for `fd` and starts watching it (for `connecting`:
   /// until writable, then on_connected).
   virtual void backend_attach(websocket& ws, int fd, bool connecting) = 0;
   /// Writes what ws.core() has pending; arms write readiness if the socket
@@ -273,8 +267,7 @@ class loop_base {
 
  protected:
   // Adapters reach the facade's per-connection state through these.
-  static transport* tx(websocket& ws) noexcept { return ws.tx_.get(); }
-  static void set_tx(websocket& ws, std::unique_ptr<transport> t) noexcept { ws.tx_ = std::move(t); }
+  static transport_state& tx(websocket& ws) noexcept { return ws.tx_; }
   static bool has_core(const websocket& ws) noexcept { return ws.conn_ != nullptr; }
   static bool paused(const websocket& ws) noexcept {
     return ws.paused_by_user_ || ws.paused_by_backpressure_;

@@ -83,10 +83,6 @@ constexpr std::uint64_t user_data(op o, std::uint32_t gen, std::uint32_t idx) {
   return (std::uint64_t(o) << 56) | ((gen & gen_mask) << 32) | idx;
 }
 
-struct uring_transport final : transport {
-  std::uint32_t idx = 0;
-};
-
 // A connection's socket state; outlives its websocket while operations run.
 struct conn_io {
   std::uint32_t gen = 0;
@@ -229,9 +225,7 @@ class uring_loop final : public loop_base {
     conn_io& io = *conns_[idx];
     io.fd = fd;
     io.ws = &ws;
-    auto t = std::make_unique<uring_transport>();
-    t->idx = idx;
-    set_tx(ws, std::move(t));
+    tx(ws).handle = static_cast<int>(idx);  // (the table stays far below INT_MAX)
     if (connecting) {
       io_uring_sqe* sqe = get_sqe();
       io_uring_prep_poll_add(sqe, fd, POLLOUT);
@@ -251,7 +245,7 @@ class uring_loop final : public loop_base {
   }
 
   void backend_resume_read(websocket& ws) override {
-    if (auto* t = static_cast<uring_transport*>(tx(ws))) arm_recv(t->idx);
+    if (const int idx = tx(ws).handle; idx >= 0) arm_recv(static_cast<std::uint32_t>(idx));
   }
 
   void backend_shutdown_write(websocket& ws) override {
@@ -265,9 +259,8 @@ class uring_loop final : public loop_base {
   }
 
   void backend_close(websocket& ws) override {
-    auto* t = static_cast<uring_transport*>(tx(ws));
-    if (!t) return;
-    const std::uint32_t idx = t->idx;
+    if (tx(ws).handle < 0) return;
+    const auto idx = static_cast<std::uint32_t>(tx(ws).handle);
     conn_io& io = *conns_[idx];
     if (!io.in_use || io.ws != &ws) return;
     io.ws = nullptr;
@@ -368,8 +361,7 @@ class uring_loop final : public loop_base {
     s.off = 0;
     s.active = true;
     s.zc = total >= zc_threshold_;
-    const auto* t = static_cast<uring_transport*>(tx(ws));
-    s.conn = t->idx;
+    s.conn = static_cast<std::uint32_t>(tx(ws).handle);
     s.conn_gen = io.gen;
     io.send = si;
     submit_send(si, io.fd);
@@ -606,9 +598,8 @@ class uring_loop final : public loop_base {
   // ---- tables --------------------------------------------------------------
 
   conn_io* io_of(websocket& ws) {
-    auto* t = static_cast<uring_transport*>(tx(ws));
-    if (!t) return nullptr;
-    conn_io& io = *conns_[t->idx];
+    if (tx(ws).handle < 0) return nullptr;
+    conn_io& io = *conns_[static_cast<std::uint32_t>(tx(ws).handle)];
     return io.in_use && io.ws == &ws ? &io : nullptr;
   }
 

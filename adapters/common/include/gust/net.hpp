@@ -56,7 +56,6 @@ namespace detail {
 class loop_base;
 class server_state;
 class client_state;
-class transport;
 struct counters;
 struct session_owner;
 struct session_extra;
@@ -219,6 +218,20 @@ class maybe_time {
   time_point t_ = time_point::min();
 };
 
+/// The adapter's per-connection socket state, inline in the websocket (a
+/// separate object cost an allocation of 32 bytes per connection): every
+/// adapter's fits in these 8 bytes.
+struct transport_state {
+  /// epoll, Asio: the socket; io_uring: its index in the adapter's table.
+  /// -1: none (not attached yet, or closed).
+  int handle = -1;
+  bool connecting : 1 = false;  // connect() under way
+  bool out_armed : 1 = false;   // write readiness watched
+  bool blocked : 1 = false;     // the last write hit EAGAIN: wait for write readiness
+  bool hangup : 1 = false;      // hang-up seen: read to the end
+  bool on_ready : 1 = false;    // on the adapter's ready list
+};
+
 /// A peer's IP address and port in 20 bytes (an endpoint, with its string,
 /// takes 48); websocket::remote_address() formats it when asked. A Unix
 /// peer's path is kept beside it, in the connection's extra state.
@@ -310,7 +323,7 @@ class websocket {
   // response, a Unix peer's path) lives in extra_, made on first use.
   detail::session_owner* owner_ = nullptr;  // loop, handlers, counters, server or client
   std::unique_ptr<connection> conn_;
-  std::unique_ptr<detail::transport> tx_;
+  detail::transport_state tx_;
   std::unique_ptr<detail::session_extra> extra_;
   std::any user_;
   detail::maybe_time armed_;  // deadline pushed on the loop's heap
