@@ -327,8 +327,10 @@ class websocket {
   std::unique_ptr<detail::session_extra> extra_;
   std::any user_;
   detail::maybe_time armed_;  // deadline pushed on the loop's heap
-  // The gauges last added to the owner's counters. 48 bits (256 TiB) hold
-  // any amount one connection can buffer in a 64-bit address space.
+  // The gauges last added to the owner's counters (bytes buffered, bytes
+  // the core holds), in 48 bits each to share words with the flags: 256 TiB,
+  // more than a process can map with x86-64's or AArch64's usual 47- or
+  // 48-bit user address space, so no connection can reach it.
   std::uint64_t gauge_buffered_ : 48 = 0;
   bool answered_ : 1 = false;        // server: on_request answered
   bool received_ : 1 = false;        // any byte read from the peer
