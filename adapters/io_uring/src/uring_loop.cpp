@@ -49,6 +49,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <string>
 #include <system_error>
 
@@ -222,7 +223,7 @@ class uring_loop final : public loop_base {
 
   void backend_attach(websocket& ws, int fd, bool connecting) override {
     const std::uint32_t idx = new_conn();
-    conn_io& io = *conns_[idx];
+    conn_io& io = conns_[idx];
     io.fd = fd;
     io.ws = &ws;
     tx(ws).handle = static_cast<int>(idx);  // (the table stays far below INT_MAX)
@@ -261,7 +262,7 @@ class uring_loop final : public loop_base {
   void backend_close(websocket& ws) override {
     if (tx(ws).handle < 0) return;
     const auto idx = static_cast<std::uint32_t>(tx(ws).handle);
-    conn_io& io = *conns_[idx];
+    conn_io& io = conns_[idx];
     if (!io.in_use || io.ws != &ws) return;
     io.ws = nullptr;
     if (io.recv_armed && !io.recv_cancelling) {
@@ -326,7 +327,7 @@ class uring_loop final : public loop_base {
 
   /// Starts the multishot receive if the connection wants to read.
   void arm_recv(std::uint32_t idx) {
-    conn_io& io = *conns_[idx];
+    conn_io& io = conns_[idx];
     if (!io.in_use || !io.ws || io.recv_armed || io.fd < 0 || io.eof || io.connecting) return;
     websocket& ws = *io.ws;
     if (finished(ws) || !has_core(ws) || paused(ws)) return;
@@ -599,13 +600,13 @@ class uring_loop final : public loop_base {
 
   conn_io* io_of(websocket& ws) {
     if (tx(ws).handle < 0) return nullptr;
-    conn_io& io = *conns_[static_cast<std::uint32_t>(tx(ws).handle)];
+    conn_io& io = conns_[static_cast<std::uint32_t>(tx(ws).handle)];
     return io.in_use && io.ws == &ws ? &io : nullptr;
   }
 
   conn_io* conn_at(std::uint32_t idx, std::uint32_t gen) {
     if (idx >= conns_.size()) return nullptr;
-    conn_io& io = *conns_[idx];
+    conn_io& io = conns_[idx];
     return io.in_use && (io.gen & gen_mask) == (gen & gen_mask) ? &io : nullptr;
   }
 
@@ -616,9 +617,9 @@ class uring_loop final : public loop_base {
       free_conns_.pop_back();
     } else {
       idx = static_cast<std::uint32_t>(conns_.size());
-      conns_.push_back(std::make_unique<conn_io>());  // stable across handler calls
+      conns_.emplace_back();
     }
-    conn_io& io = *conns_[idx];
+    conn_io& io = conns_[idx];
     const std::uint32_t gen = (io.gen + 1) & gen_mask;
     io = conn_io{};
     io.gen = gen;
@@ -628,7 +629,7 @@ class uring_loop final : public loop_base {
 
   /// Frees a retired entry once nothing of it is in flight.
   void maybe_release(std::uint32_t idx) {
-    conn_io& io = *conns_[idx];
+    conn_io& io = conns_[idx];
     if (!io.in_use || io.ws || io.recv_armed || io.connecting || io.send >= 0) return;
     if (io.fd >= 0) ::close(io.fd);
     io.fd = -1;
@@ -705,7 +706,7 @@ class uring_loop final : public loop_base {
         l.active = false;
       }
     for (auto& io : conns_)
-      if (io->in_use) io->ws = nullptr;  // the websockets go with loop_base
+      if (io.in_use) io.ws = nullptr;  // the websockets go with loop_base
     io_uring_sqe* sqe = get_sqe();
     io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, user_data(op::none, 0, 0));
@@ -736,9 +737,9 @@ class uring_loop final : public loop_base {
       }
     }
     for (auto& io : conns_)
-      if (io->fd >= 0) {
-        ::close(io->fd);
-        io->fd = -1;
+      if (io.fd >= 0) {
+        ::close(io.fd);
+        io.fd = -1;
       }
   }
 
@@ -756,7 +757,9 @@ class uring_loop final : public loop_base {
   std::int64_t inflight_ = 0;  // operations whose last completion has not arrived
   bool tearing_down_ = false;
   std::size_t zc_threshold_ = uring_setup::default_zc_threshold;
-  std::vector<std::unique_ptr<conn_io>> conns_;
+  // A deque: entries share allocations (512-byte blocks in libstdc++), and an
+  // entry stays where it is as the table grows (handlers run with one held).
+  std::deque<conn_io> conns_;
   std::vector<std::uint32_t> free_conns_;
   std::vector<send_rec> sends_;
   std::vector<std::uint32_t> free_sends_;
