@@ -77,17 +77,9 @@ using gacceptor = ::asio::basic_socket_acceptor<::asio::generic::stream_protocol
   return {family, family == AF_UNIX ? 0 : IPPROTO_TCP};
 }
 
-struct asio_transport final : transport {
-  int fd = -1;
-  bool connecting = false;
-  bool out_armed = false;  // EPOLLOUT registered in the inner set
-  bool blocked = false;    // the last write hit EAGAIN: wait for EPOLLOUT
-  bool hangup = false;     // EPOLLRDHUP/HUP/ERR seen: read to the end
-  bool on_ready = false;   // on the ready list
-  ~asio_transport() override {
-    if (fd >= 0) ::close(fd);
-  }
-};
+// A connection's socket state is the facade's transport_state, inline in
+// its websocket: handle is the socket, out_armed says EPOLLOUT is
+// registered in the inner set, hangup that EPOLLRDHUP/HUP/ERR was seen.
 
 struct listener {
   std::unique_ptr<gacceptor> acc;
@@ -131,8 +123,12 @@ class asio_loop final : public loop_base {
     }
     // Sockets before the io_context they belong to (the base's sessions
     // outlive this class's members).
-    for (auto& s : slots_)
-      if (s) set_tx(*s, nullptr);
+    for (auto& s : slots_) {
+      if (!s) continue;
+      transport_state& t = tx(*s);
+      if (t.handle >= 0) ::close(t.handle);
+      t.handle = -1;
+    }
     listeners_.clear();
     ep_wait_.reset();  // closes the inner epoll set
     timer_.reset();
@@ -240,11 +236,10 @@ class asio_loop final : public loop_base {
   // ---- connections -----------------------------------------------------------
 
   void backend_attach(websocket& ws, int fd, bool connecting) override {
-    auto t = std::make_unique<asio_transport>();
-    t->fd = fd;
-    t->connecting = connecting;
-    t->out_armed = connecting;
-    set_tx(ws, std::move(t));
+    transport_state& t = tx(ws);
+    t.handle = fd;
+    t.connecting = connecting;
+    t.out_armed = connecting;
     ++watched_;  // until backend_close, even if the next line fails
     const std::uint32_t ev = EPOLLIN | EPOLLRDHUP | EPOLLET | (connecting ? std::uint32_t(EPOLLOUT) : 0u);
     if (!ctl(EPOLL_CTL_ADD, fd, ev, token(ws))) {
@@ -255,8 +250,8 @@ class asio_loop final : public loop_base {
   }
 
   bool backend_write(websocket& ws) override {
-    auto& t = *static_cast<asio_transport*>(tx(ws));
-    if (t.connecting || t.blocked || t.fd < 0) return true;
+    transport_state& t = tx(ws);
+    if (t.connecting || t.blocked || t.handle < 0) return true;
     connection& c = ws.core();
     for (int round = 0; round < max_writes; ++round) {
       auto out = c.pending_output();
@@ -264,7 +259,7 @@ class asio_loop final : public loop_base {
       msghdr msg{};
       msg.msg_iov = const_cast<iovec*>(reinterpret_cast<const iovec*>(out.data()));
       msg.msg_iovlen = std::min<std::size_t>(out.size(), IOV_MAX);
-      const ssize_t n = ::sendmsg(t.fd, &msg, MSG_NOSIGNAL);
+      const ssize_t n = ::sendmsg(t.handle, &msg, MSG_NOSIGNAL);
       if (n > 0) {
         (void)c.consume_output(static_cast<std::size_t>(n));
         counters::bump(ctr(ws)->bytes_out, static_cast<std::uint64_t>(n));
@@ -275,7 +270,7 @@ class asio_loop final : public loop_base {
         t.blocked = true;
         if (!t.out_armed) {
           t.out_armed = true;
-          (void)ctl(EPOLL_CTL_MOD, t.fd, EPOLLIN | EPOLLRDHUP | EPOLLET | EPOLLOUT, token(ws));
+          (void)ctl(EPOLL_CTL_MOD, t.handle, EPOLLIN | EPOLLRDHUP | EPOLLET | EPOLLOUT, token(ws));
         }
         return true;
       }
@@ -285,7 +280,7 @@ class asio_loop final : public loop_base {
     if (c.buffered_amount() == 0) {
       if (t.out_armed) {
         t.out_armed = false;
-        (void)ctl(EPOLL_CTL_MOD, t.fd, EPOLLIN | EPOLLRDHUP | EPOLLET, token(ws));
+        (void)ctl(EPOLL_CTL_MOD, t.handle, EPOLLIN | EPOLLRDHUP | EPOLLET, token(ws));
       }
     } else {
       mark_dirty(ws);  // more than max_writes rounds: go on after the others
@@ -296,15 +291,15 @@ class asio_loop final : public loop_base {
   void backend_resume_read(websocket& ws) override { push_ready(ws); }
 
   void backend_shutdown_write(websocket& ws) override {
-    auto& t = *static_cast<asio_transport*>(tx(ws));
-    if (t.fd >= 0) ::shutdown(t.fd, SHUT_WR);
+    transport_state& t = tx(ws);
+    if (t.handle >= 0) ::shutdown(t.handle, SHUT_WR);
   }
 
   void backend_close(websocket& ws) override {
-    auto* t = static_cast<asio_transport*>(tx(ws));
-    if (!t || t->fd < 0) return;
-    ::close(t->fd);  // also leaves the inner set: the descriptor is not shared
-    t->fd = -1;
+    transport_state& t = tx(ws);
+    if (t.handle < 0) return;
+    ::close(t.handle);  // also leaves the inner set: the descriptor is not shared
+    t.handle = -1;
     // The last one: no wait left outstanding, so an attached loop's
     // executor can run out of work as before.
     if (--watched_ == 0 && events_armed_) ep_wait_->cancel();
@@ -458,28 +453,28 @@ class asio_loop final : public loop_base {
     for (int i = 0; i < n; ++i) {
       const std::uint64_t tok = evs[i].data.u64;
       websocket* ws = session(static_cast<std::uint32_t>(tok), static_cast<std::uint32_t>(tok >> 32));
-      if (!ws || finished(*ws) || !tx(*ws)) continue;
+      if (!ws || finished(*ws) || tx(*ws).handle < 0) continue;
       on_event(*ws, evs[i].events);
     }
   }
 
   void on_event(websocket& ws, std::uint32_t events) {
-    auto& t = *static_cast<asio_transport*>(tx(ws));
+    transport_state& t = tx(ws);
     if (t.connecting) {
       if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
       int err = 0;
       socklen_t len = sizeof err;
-      if (::getsockopt(t.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+      if (::getsockopt(t.handle, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
       t.connecting = false;
       t.out_armed = false;
-      if (!err) (void)ctl(EPOLL_CTL_MOD, t.fd, EPOLLIN | EPOLLRDHUP | EPOLLET, token(ws));
+      if (!err) (void)ctl(EPOLL_CTL_MOD, t.handle, EPOLLIN | EPOLLRDHUP | EPOLLET, token(ws));
       on_connected(ws, err ? std::error_code(err, std::system_category()) : std::error_code());
       if (!err && !finished(ws)) read_some(ws);
       return;
     }
     if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) t.hangup = true;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_some(ws);
-    if ((events & EPOLLOUT) && !finished(ws) && tx(ws)) {
+    if ((events & EPOLLOUT) && !finished(ws) && t.handle >= 0) {
       t.blocked = false;
       on_writable(ws);
     }
@@ -488,9 +483,9 @@ class asio_loop final : public loop_base {
   // Connections with input left after their budget, or whose reading
   // resumed: served by one posted completion, after what is queued now.
   void push_ready(websocket& ws) {
-    auto* t = static_cast<asio_transport*>(tx(ws));
-    if (!t || t->on_ready) return;
-    t->on_ready = true;
+    transport_state& t = tx(ws);
+    if (t.handle < 0 || t.on_ready) return;
+    t.on_ready = true;
     ready_.push_back(token(ws));
     if (ready_posted_) return;
     ready_posted_ = true;
@@ -502,8 +497,8 @@ class asio_loop final : public loop_base {
       batch.swap(ready_);
       for (std::uint64_t tok : batch) {
         websocket* ws = session(static_cast<std::uint32_t>(tok), static_cast<std::uint32_t>(tok >> 32));
-        if (!ws || finished(*ws) || !tx(*ws)) continue;
-        static_cast<asio_transport*>(tx(*ws))->on_ready = false;
+        if (!ws || finished(*ws) || tx(*ws).handle < 0) continue;
+        tx(*ws).on_ready = false;
         read_some(*ws);
       }
       leave();
@@ -511,11 +506,11 @@ class asio_loop final : public loop_base {
   }
 
   void read_some(websocket& ws) {
-    auto& t = *static_cast<asio_transport*>(tx(ws));
+    transport_state& t = tx(ws);
     for (int i = 0; i < read_budget; ++i) {
-      if (finished(ws) || t.fd < 0 || t.connecting) return;
+      if (finished(ws) || t.handle < 0 || t.connecting) return;
       if (paused(ws) || !has_core(ws)) return;  // resume_reading() puts it on the ready list
-      const ssize_t n = ::read(t.fd, rbuf_.get(), read_buffer_size);
+      const ssize_t n = ::read(t.handle, rbuf_.get(), read_buffer_size);
       if (n > 0) {
         on_input(ws, {rbuf_.get(), static_cast<std::size_t>(n)});
         // A short read emptied the socket; with a hangup pending, read on
@@ -561,7 +556,7 @@ class asio_loop final : public loop_base {
       const int fd = ::accept4(l.acc->native_handle(), reinterpret_cast<sockaddr*>(&ss), &len,
                                SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd >= 0) {
-        l.on_accept(*this, fd, to_endpoint(reinterpret_cast<sockaddr*>(&ss), len));
+        l.on_accept(*this, fd, reinterpret_cast<sockaddr*>(&ss), len);
         continue;
       }
       const int err = errno;

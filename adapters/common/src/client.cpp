@@ -89,6 +89,10 @@ namespace detail {
 // client_state
 
 client_state::client_state(loop_base& l, client_config c) : loop(l), cfg(std::move(c)) {
+  owner.loop = &l;
+  owner.h = &cfg.handlers;
+  owner.bp = &cfg.backpressure;
+  owner.client = this;
   cfg.settings.limits.max_buffered_output = cfg.backpressure.hard_limit;
   if (cfg.backpressure.low_watermark > cfg.backpressure.high_watermark)
     cfg.backpressure.low_watermark = cfg.backpressure.high_watermark;
@@ -187,9 +191,7 @@ void client_state::try_next() {
     if (fd >= 0) {
       set_nodelay(fd);
       if (::connect(fd, reinterpret_cast<const sockaddr*>(&ss), len) == 0 || errno == EINPROGRESS) {
-        const endpoint remote = to_endpoint(reinterpret_cast<const sockaddr*>(&ss), len);
-        current = &loop.adopt(fd, true, remote, nullptr, &cfg.handlers, &cfg.backpressure, &ctr,
-                              nullptr, this);
+        current = &loop.adopt(fd, true, reinterpret_cast<const sockaddr*>(&ss), len, nullptr, owner);
         return;
       }
       last_connect_error = last_error();
@@ -215,7 +217,7 @@ void client_state::on_connected(websocket& ws, std::error_code ec) {
     try_next();
     return;
   }
-  counters::bump(ctr.accepted);
+  counters::bump(owner.ctr.accepted);
   client_options opts;
   opts.host = url.host_header();
   opts.target = url.target;
@@ -331,11 +333,11 @@ void client_state::close(std::uint16_t code, std::string_view reason) {
 // loop_base's owner hooks --------------------------------------------------
 
 void loop_base::on_connected(websocket& ws, std::error_code ec) {
-  if (ws.client_ && !ws.abandoned_) ws.client_->on_connected(ws, ec);
+  if (ws.owner_->client && !ws.abandoned_) ws.owner_->client->on_connected(ws, ec);
 }
-void loop_base::client_on_open(websocket& ws) { ws.client_->on_open(ws); }
+void loop_base::client_on_open(websocket& ws) { ws.owner_->client->on_open(ws); }
 void loop_base::client_on_handshake_failure(websocket& ws, const handshake_failure& f) {
-  ws.client_->on_handshake_failure(f);
+  ws.owner_->client->on_handshake_failure(f);
 }
 
 }  // namespace detail
@@ -353,7 +355,7 @@ websocket* client::connection() noexcept {
 }
 gust::stats client::stats() const {
   gust::stats st;
-  s_->ctr.add_to(st);
+  s_->owner.ctr.add_to(st);
   return st;
 }
 const client_config& client::config() const noexcept { return s_->cfg; }

@@ -157,33 +157,57 @@ void counters::add_to(gust::stats& s) const {
 
 std::error_code last_error() noexcept { return {errno, std::system_category()}; }
 
-endpoint to_endpoint(const sockaddr* sa, socklen_t len) {
-  endpoint e;
-  char buf[INET6_ADDRSTRLEN] = {};
+peer_address to_peer_address(const sockaddr* sa, socklen_t len, std::string* unix_path) {
+  peer_address a;
   if (sa->sa_family == AF_INET) {
     auto* in = reinterpret_cast<const sockaddr_in*>(sa);
-    inet_ntop(AF_INET, &in->sin_addr, buf, sizeof buf);
-    e.family = endpoint::kind::ipv4;
-    e.address = buf;
-    e.port = ntohs(in->sin_port);
+    a.family = endpoint::kind::ipv4;
+    std::memcpy(a.bytes.data(), &in->sin_addr, 4);
+    a.port = ntohs(in->sin_port);
   } else if (sa->sa_family == AF_INET6) {
     auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
     if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {  // dual-stack listener, IPv4 peer
-      inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], buf, sizeof buf);
-      e.family = endpoint::kind::ipv4;
+      a.family = endpoint::kind::ipv4;
+      std::memcpy(a.bytes.data(), &in6->sin6_addr.s6_addr[12], 4);
     } else {
-      inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof buf);
-      e.family = endpoint::kind::ipv6;
+      a.family = endpoint::kind::ipv6;
+      std::memcpy(a.bytes.data(), &in6->sin6_addr, 16);
     }
-    e.address = buf;
-    e.port = ntohs(in6->sin6_port);
+    a.port = ntohs(in6->sin6_port);
   } else if (sa->sa_family == AF_UNIX) {
     auto* un = reinterpret_cast<const sockaddr_un*>(sa);
-    e.family = endpoint::kind::unix_socket;
+    a.family = endpoint::kind::unix_socket;
     const std::size_t off = offsetof(sockaddr_un, sun_path);
-    if (len > off) e.address.assign(un->sun_path, strnlen(un->sun_path, len - off));
+    if (unix_path && len > off) unix_path->assign(un->sun_path, strnlen(un->sun_path, len - off));
+  }
+  return a;
+}
+
+endpoint to_endpoint(const peer_address& a, std::string_view unix_path) {
+  endpoint e;
+  e.family = a.family;
+  char buf[INET6_ADDRSTRLEN] = {};
+  switch (a.family) {
+    case endpoint::kind::ipv4:
+      inet_ntop(AF_INET, a.bytes.data(), buf, sizeof buf);
+      e.address = buf;
+      e.port = a.port;
+      break;
+    case endpoint::kind::ipv6:
+      inet_ntop(AF_INET6, a.bytes.data(), buf, sizeof buf);
+      e.address = buf;
+      e.port = a.port;
+      break;
+    case endpoint::kind::unix_socket: e.address = unix_path; break;
+    case endpoint::kind::none: break;
   }
   return e;
+}
+
+endpoint to_endpoint(const sockaddr* sa, socklen_t len) {
+  std::string path;
+  const peer_address a = to_peer_address(sa, len, &path);
+  return to_endpoint(a, path);
 }
 
 void set_nodelay(int fd) noexcept {
@@ -430,7 +454,7 @@ void loop_base::run_timers() {
     websocket* ws = session(e.slot, e.serial);
     if (!ws || ws->finished_ || !ws->armed_ || *ws->armed_ != e.t) continue;  // re-armed since
     ws->armed_.reset();
-    if (ws->linger_ && *ws->linger_ <= now_) {
+    if (ws->extra_ && ws->extra_->linger && *ws->extra_->linger <= now_) {
       close_now(*ws);
       continue;
     }
@@ -451,8 +475,11 @@ void loop_base::run_timers() {
 }
 
 void loop_base::rearm(websocket& ws) {
-  std::optional<time_point> d = ws.conn_ ? ws.conn_->next_deadline() : std::nullopt;
-  if (ws.linger_ && (!d || *ws.linger_ < *d)) d = ws.linger_;
+  maybe_time d = ws.conn_ ? ws.conn_->next_deadline() : std::nullopt;
+  if (ws.extra_) {
+    const maybe_time linger = ws.extra_->linger;
+    if (linger && (!d || *linger < *d)) d = linger;
+  }
   if (d == ws.armed_) return;
   ws.armed_ = d;
   if (!d) return;
@@ -472,10 +499,9 @@ void loop_base::rearm(websocket& ws) {
 // ===========================================================================
 // loop_base: sessions
 
-websocket& loop_base::adopt(int fd, bool connecting, const endpoint& remote,
-                            std::unique_ptr<connection> conn, const handlers* h,
-                            const backpressure_config* bp, counters* c, server_state* srv,
-                            client_state* cli) {
+websocket& loop_base::adopt(int fd, bool connecting, const sockaddr* remote,
+                            socklen_t remote_len, std::unique_ptr<connection> conn,
+                            session_owner& owner) {
   std::unique_ptr<websocket> owned(new websocket());
   websocket& ws = *owned;
   std::uint32_t slot;
@@ -489,19 +515,21 @@ websocket& loop_base::adopt(int fd, bool connecting, const endpoint& remote,
   if (next_serial_ == 0) next_serial_ = 1;
   ws.slot_ = slot;
   ws.serial_ = next_serial_++;
-  ws.loop_ = this;
-  ws.remote_ = remote;
-  ws.h_ = h;
-  ws.bp_ = bp;
-  ws.ctr_ = c;
+  ws.owner_ = &owner;
+  std::string unix_path;
+  ws.remote_ = to_peer_address(remote, remote_len, &unix_path);
+  if (!unix_path.empty()) extra(ws).unix_path = std::move(unix_path);
   ws.conn_ = std::move(conn);
-  ws.server_ = srv;
-  ws.client_ = cli;
   slots_[slot] = std::move(owned);
   ++sessions_;
   backend_attach(ws, fd, connecting);
   if (ws.conn_) mark_dirty(ws);  // arms its opening timeout
   return ws;
+}
+
+session_extra& loop_base::extra(websocket& ws) {
+  if (!ws.extra_) ws.extra_ = std::make_unique<session_extra>();
+  return *ws.extra_;
 }
 
 void loop_base::mark_dirty(websocket& ws) {
@@ -546,7 +574,7 @@ void report_accept_error(const logger& log, counters* ctr, time_point now, time_
 
 void loop_base::on_input(websocket& ws, std::span<std::byte> data) {
   if (ws.finished_ || !ws.conn_) return;
-  counters::bump(ws.ctr_->bytes_in, data.size());
+  counters::bump(ws.owner_->ctr.bytes_in, data.size());
   ws.received_ = true;
   ws.conn_->receive(data, now_);
   ws.holds_borrowed_ = true;
@@ -575,7 +603,7 @@ void loop_base::on_transport_error(websocket& ws, std::error_code) {
 void loop_base::pump_events(websocket& ws) {
   if (!ws.conn_) return;
   while (!ws.finished_) {
-    connection& c = *ws.conn_;  // (a handler may swap it: see websocket::plain_)
+    connection& c = *ws.conn_;  // (a handler may swap it: see session_extra::plain)
     if ((ws.paused_by_user_ || ws.paused_by_backpressure_) && c.state() == gust::state::open) break;
     auto ev = c.next_event(now_);
     if (!ev) {
@@ -630,9 +658,10 @@ void loop_base::service_turn(websocket& ws) {
       ws.closing_transport_ = true;
       duration linger = c.settings().timeouts.close_timeout;
       if (linger.count() <= 0) linger = std::chrono::seconds(10);
-      ws.linger_ = now_ + linger;
-      ws.backlog_.clear();
-      ws.backlog_bytes_ = 0;
+      session_extra& x = extra(ws);
+      x.linger = now_ + linger;
+      x.backlog.clear();
+      x.backlog_bytes = 0;
     }
     if (c.buffered_amount() == 0 && !ws.write_shut_) {
       if (ws.eof_) {
@@ -643,19 +672,20 @@ void loop_base::service_turn(websocket& ws) {
       ws.write_shut_ = true;
       // Everything is said: wait only briefly for the peer's FIN (closing
       // with its data unread would reset the connection).
-      ws.linger_ = std::min(*ws.linger_, now_ + fin_wait);
+      session_extra& x = *ws.extra_;  // (made when closing_transport_ was set)
+      x.linger = std::min(*x.linger, now_ + fin_wait);
     }
   }
   const std::size_t buffered = c.buffered_amount(), mem = c.memory().total();
-  counters::adjust(ws.ctr_->buffered, ws.gauge_buffered_, buffered);
-  counters::adjust(ws.ctr_->memory, ws.gauge_memory_, mem);
+  counters::adjust(ws.owner_->ctr.buffered, ws.gauge_buffered_, buffered);
+  counters::adjust(ws.owner_->ctr.memory, ws.gauge_memory_, mem);
   ws.gauge_buffered_ = buffered;
   ws.gauge_memory_ = mem;
   rearm(ws);
 }
 
 void loop_base::update_backpressure(websocket& ws) {
-  const backpressure_config& bp = *ws.bp_;
+  const backpressure_config& bp = *ws.owner_->bp;
   const std::size_t amount = ws.buffered_amount();
   if (!ws.over_limit_) {
     if (amount > bp.high_watermark) {
@@ -673,23 +703,26 @@ void loop_base::update_backpressure(websocket& ws) {
       mark_dirty(ws);
     }
   }
-  if (ws.h_ && ws.h_->on_drain && ws.conn_ && ws.conn_->state() == gust::state::open)
-    ws.h_->on_drain(ws);
+  const handlers* h = handlers_of(ws);
+  if (h && h->on_drain && ws.conn_ && ws.conn_->state() == gust::state::open) h->on_drain(ws);
 }
 
 void loop_base::feed_held(websocket& ws) {
-  while (!ws.backlog_.empty() && ws.conn_->buffered_amount() <= ws.bp_->high_watermark) {
-    websocket::held_message m = std::move(ws.backlog_.front());
-    ws.backlog_.erase(ws.backlog_.begin());
-    ws.backlog_bytes_ -= m.msg.payload().size();
-    if (!ws.conn_->send_prepared(m.msg)) counters::bump(ws.ctr_->msgs_out);
+  if (!has_backlog(ws)) return;
+  session_extra& x = *ws.extra_;
+  while (!x.backlog.empty() && ws.conn_->buffered_amount() <= ws.owner_->bp->high_watermark) {
+    prepared_message m = std::move(x.backlog.front());
+    x.backlog.erase(x.backlog.begin());
+    x.backlog_bytes -= m.payload().size();
+    if (!ws.conn_->send_prepared(m)) counters::bump(ws.owner_->ctr.msgs_out);
   }
 }
 
 std::error_code loop_base::send_failed(websocket& ws, std::error_code ec) {
-  if (ec == errc::output_limit_reached && ws.bp_->hard_limit_close_code) {
-    counters::bump(ws.ctr_->hard_limit_closes);
-    ws.conn_->fail(now_, ws.bp_->hard_limit_close_code, "send buffer over its limit");
+  const backpressure_config& bp = *ws.owner_->bp;
+  if (ec == errc::output_limit_reached && bp.hard_limit_close_code) {
+    counters::bump(ws.owner_->ctr.hard_limit_closes);
+    ws.conn_->fail(now_, bp.hard_limit_close_code, "send buffer over its limit");
     mark_dirty(ws);
   }
   return ec;
@@ -697,24 +730,26 @@ std::error_code loop_base::send_failed(websocket& ws, std::error_code ec) {
 
 void loop_base::dispatch(websocket& ws, event& ev) {
   static const handlers none;
-  const handlers& h = ws.h_ ? *ws.h_ : none;
+  const handlers* owner_h = handlers_of(ws);
+  const handlers& h = owner_h ? *owner_h : none;
+  counters& ctr = ws.owner_->ctr;
   std::visit(
       [&](auto& e) {
         using T = std::decay_t<decltype(e)>;
         if constexpr (std::is_same_v<T, request_event>) {
-          if (ws.server_ && !ws.abandoned_) {
+          if (ws.owner_->server && !ws.abandoned_) {
             server_on_request(ws, *e.request);
           } else {
             (void)static_cast<server_connection&>(*ws.conn_).reject(503);
           }
         } else if constexpr (std::is_same_v<T, open_event>) {
           ws.opened_ = true;
-          ws.response_ = e.response;
+          if (e.response) extra(ws).response = e.response;
           ws.open_index_ = static_cast<std::uint32_t>(open_.size());
           open_.push_back(&ws);
-          counters::bump(ws.ctr_->open);
-          counters::bump(ws.ctr_->hs_accepted);
-          if (ws.client_ && !ws.abandoned_) client_on_open(ws);
+          counters::bump(ctr.open);
+          counters::bump(ctr.hs_accepted);
+          if (ws.owner_->client && !ws.abandoned_) client_on_open(ws);
           if (h.on_open) h.on_open(ws);
         } else if constexpr (std::is_same_v<T, message_event>) {
           deliver_message(ws, e);
@@ -730,15 +765,15 @@ void loop_base::dispatch(websocket& ws, event& ev) {
             last->open_index_ = ws.open_index_;
             open_.pop_back();
             ws.open_index_ = UINT32_MAX;
-            counters::adjust(ws.ctr_->open, 1, 0);
+            counters::adjust(ctr.open, 1, 0);
           }
-          ws.ctr_->count_close(e.code);
+          ctr.count_close(e.code);
           ws.closed_delivered_ = true;
           if (h.on_close) h.on_close(ws, e);
         } else if constexpr (std::is_same_v<T, handshake_failure_event>) {
-          if (ws.server_ && !ws.abandoned_ && server_plain_http(ws, *e.failure)) return;
-          if (e.failure->error != handshake_error::rejected) counters::bump(ws.ctr_->hs_rejected);
-          if (ws.client_ && !ws.abandoned_) client_on_handshake_failure(ws, *e.failure);
+          if (ws.owner_->server && !ws.abandoned_ && server_plain_http(ws, *e.failure)) return;
+          if (e.failure->error != handshake_error::rejected) counters::bump(ctr.hs_rejected);
+          if (ws.owner_->client && !ws.abandoned_) client_on_handshake_failure(ws, *e.failure);
         }
       },
       ev);
@@ -761,8 +796,7 @@ void loop_base::close_now(websocket& ws) {
 }
 
 void loop_base::abandon(websocket& ws) {
-  ws.abandoned_ = true;
-  ws.h_ = nullptr;
+  ws.abandoned_ = true;  // (handlers_of() says none from now on)
   if (!ws.finished_) finish(ws);
 }
 
@@ -770,18 +804,19 @@ void loop_base::finish(websocket& ws) {
   ws.finished_ = true;
   // The gauges drop before the open count, so that a reader on another
   // thread that sees a connection gone also sees its bytes gone.
-  counters::adjust(ws.ctr_->buffered, ws.gauge_buffered_, 0);
-  counters::adjust(ws.ctr_->memory, ws.gauge_memory_, 0);
-  ws.gauge_buffered_ = ws.gauge_memory_ = 0;
+  counters::adjust(ws.owner_->ctr.buffered, ws.gauge_buffered_, 0);
+  counters::adjust(ws.owner_->ctr.memory, ws.gauge_memory_, 0);
+  ws.gauge_buffered_ = 0;
+  ws.gauge_memory_ = 0;
   if (ws.open_index_ != UINT32_MAX) {
     websocket* last = open_.back();
     open_[ws.open_index_] = last;
     last->open_index_ = ws.open_index_;
     open_.pop_back();
     ws.open_index_ = UINT32_MAX;
-    counters::adjust(ws.ctr_->open, 1, 0);
+    counters::adjust(ws.owner_->ctr.open, 1, 0);
   }
-  if (ws.tx_) backend_close(ws);
+  if (ws.tx_.handle >= 0) backend_close(ws);
   ws.armed_.reset();
   finished_.push_back(&ws);
 }
@@ -808,8 +843,8 @@ void loop_base::reap() {
 // broadcast
 
 const deflate_options& loop_base::deflate_settings(const websocket& ws) noexcept {
-  if (ws.server_) return ws.server_->cfg.settings.deflate;
-  if (ws.client_) return ws.client_->cfg.settings.deflate;
+  if (ws.owner_->server) return ws.owner_->server->cfg.settings.deflate;
+  if (ws.owner_->client) return ws.owner_->client->cfg.settings.deflate;
   static const deflate_options none;
   return none;
 }
@@ -825,12 +860,12 @@ broadcast_result loop_base::broadcast(std::span<websocket* const> targets,
       st = send_status::not_open;
     } else if (message.error() == errc::invalid_utf8) {
       st = send_status::error;
-    } else if (ws->over_limit_ || !ws->backlog_.empty()) {
-      loop_base& loop = *ws->loop_;
+    } else if (ws->over_limit_ || has_backlog(*ws)) {
+      loop_base& loop = *ws->owner_->loop;
       // Over its limit: the policy. Under it but with messages held back:
       // hold this one too, so the order is kept.
       over_limit_policy policy = ws->over_limit_ ? opts.policy : over_limit_policy::drop_oldest;
-      if (policy == over_limit_policy::queue && !ws->backlog_.empty()) policy = over_limit_policy::drop_oldest;
+      if (policy == over_limit_policy::queue && has_backlog(*ws)) policy = over_limit_policy::drop_oldest;
       switch (policy) {
         case over_limit_policy::skip:
           st = send_status::skipped;
@@ -840,17 +875,19 @@ broadcast_result loop_base::broadcast(std::span<websocket* const> targets,
           loop.mark_dirty(*ws);
           st = send_status::closed;
           break;
-        case over_limit_policy::drop_oldest:
-          ws->backlog_.push_back({message});
-          ws->backlog_bytes_ += message.payload().size();
+        case over_limit_policy::drop_oldest: {
+          session_extra& x = extra(*ws);
+          x.backlog.push_back(message);
+          x.backlog_bytes += message.payload().size();
           st = send_status::held;
-          if (ws->backlog_.size() > std::max<std::size_t>(opts.max_held, 1)) {
-            ws->backlog_bytes_ -= ws->backlog_.front().msg.payload().size();
-            ws->backlog_.erase(ws->backlog_.begin());
+          if (x.backlog.size() > std::max<std::size_t>(opts.max_held, 1)) {
+            x.backlog_bytes -= x.backlog.front().payload().size();
+            x.backlog.erase(x.backlog.begin());
             st = send_status::dropped_oldest;
           }
           loop.mark_dirty(*ws);
           break;
+        }
         case over_limit_policy::queue:
         default: {
           auto ec = loop.after_send(*ws, ws->conn_->send_prepared(message));
@@ -861,7 +898,7 @@ broadcast_result loop_base::broadcast(std::span<websocket* const> targets,
         }
       }
     } else {
-      auto ec = ws->loop_->after_send(*ws, ws->conn_->send_prepared(message));
+      auto ec = ws->owner_->loop->after_send(*ws, ws->conn_->send_prepared(message));
       st = !ec ? send_status::sent
            : ws->conn_->state() != gust::state::open ? send_status::closed
                                                       : send_status::error;
@@ -956,69 +993,72 @@ std::error_code websocket::send_binary(std::span<const std::byte> data) {
 
 std::error_code websocket::send(message_type type, std::span<const std::byte> data) {
   if (!conn_ || finished_) return errc::invalid_state;
-  if (!backlog_.empty() && conn_->state() == gust::state::open) {
+  if (detail::loop_base::has_backlog(*this) && conn_->state() == gust::state::open) {
     // Behind held broadcasts: keep the order (the payload is copied).
     prepared_message m(type, data);
     if (m.error()) return m.error();
-    backlog_.push_back({std::move(m)});
-    backlog_bytes_ += data.size();
-    loop_->mark_dirty(*this);
+    hold(std::move(m));
     return {};
   }
-  return loop_->after_send(*this, conn_->send(type, data));
+  return owner_->loop->after_send(*this, conn_->send(type, data));
+}
+
+void websocket::hold(prepared_message m) {
+  detail::session_extra& x = *extra_;
+  x.backlog_bytes += m.payload().size();
+  x.backlog.push_back(std::move(m));
+  owner_->loop->mark_dirty(*this);
 }
 
 std::error_code websocket::send_shared(message_type type, std::span<const std::byte> data,
                                        std::shared_ptr<const void> owner) {
   if (!conn_ || finished_) return errc::invalid_state;
-  if (!backlog_.empty() && conn_->state() == gust::state::open) {
+  if (detail::loop_base::has_backlog(*this) && conn_->state() == gust::state::open) {
     prepared_message m(type, data, std::move(owner));
     if (m.error()) return m.error();
-    backlog_.push_back({std::move(m)});
-    backlog_bytes_ += data.size();
-    loop_->mark_dirty(*this);
+    hold(std::move(m));
     return {};
   }
-  return loop_->after_send(*this, conn_->send_shared(type, data, std::move(owner)));
+  return owner_->loop->after_send(*this, conn_->send_shared(type, data, std::move(owner)));
 }
 
 std::error_code websocket::send_fragment(message_type type, std::span<const std::byte> data,
                                          bool fin) {
   if (!conn_ || finished_) return errc::invalid_state;
-  return loop_->after_send(*this, conn_->send_fragment(type, data, fin));
+  return owner_->loop->after_send(*this, conn_->send_fragment(type, data, fin));
 }
 
 std::error_code websocket::ping(std::span<const std::byte> payload) {
   if (!conn_ || finished_) return errc::invalid_state;
-  auto ec = conn_->ping(payload, loop_->now());
-  if (!ec) loop_->mark_dirty(*this);
+  auto ec = conn_->ping(payload, owner_->loop->now());
+  if (!ec) owner_->loop->mark_dirty(*this);
   return ec;
 }
 
 std::error_code websocket::close(std::uint16_t code, std::string_view reason) {
   if (!conn_ || finished_) return errc::invalid_state;
-  auto ec = conn_->close(loop_->now(), code, reason);
-  if (!ec) loop_->mark_dirty(*this);
+  auto ec = conn_->close(owner_->loop->now(), code, reason);
+  if (!ec) owner_->loop->mark_dirty(*this);
   return ec;
 }
 
 void websocket::fail(std::uint16_t code, std::string_view reason) {
   if (finished_) return;
   if (!conn_) {
-    loop_->close_now(*this);
+    owner_->loop->close_now(*this);
     return;
   }
-  conn_->fail(loop_->now(), code, reason);
-  loop_->mark_dirty(*this);
+  conn_->fail(owner_->loop->now(), code, reason);
+  owner_->loop->mark_dirty(*this);
 }
 
 std::error_code websocket::accept(accept_options opts) {
   if (!conn_ || conn_->role() != gust::role::server) return errc::wrong_role;
-  if (plain_) return errc::invalid_state;  // not an upgrade request
-  auto ec = static_cast<server_connection&>(*conn_).accept(loop_->now(), std::move(opts));
+  if (extra_ && extra_->plain) return errc::invalid_state;  // not an upgrade request
+  auto ec = static_cast<server_connection&>(*conn_).accept(owner_->loop->now(), std::move(opts));
   if (!ec) {
     answered_ = true;
-    loop_->mark_dirty(*this);
+    owner_->loop->mark_dirty(*this);
   }
   return ec;
 }
@@ -1028,8 +1068,8 @@ std::error_code websocket::reject(int status, std::string_view body) {
   auto ec = static_cast<server_connection&>(*conn_).reject(status, body);
   if (!ec) {
     answered_ = true;
-    detail::counters::bump(ctr_->hs_rejected);
-    loop_->mark_dirty(*this);
+    detail::counters::bump(owner_->ctr.hs_rejected);
+    owner_->loop->mark_dirty(*this);
   }
   return ec;
 }
@@ -1039,14 +1079,14 @@ std::error_code websocket::respond(const http::response& response) {
   auto ec = static_cast<server_connection&>(*conn_).respond(response);
   if (!ec) {
     answered_ = true;
-    detail::counters::bump(ctr_->http_responses);
-    loop_->mark_dirty(*this);
+    detail::counters::bump(owner_->ctr.http_responses);
+    owner_->loop->mark_dirty(*this);
   }
   return ec;
 }
 
 std::size_t websocket::buffered_amount() const noexcept {
-  return (conn_ ? conn_->buffered_amount() : 0) + backlog_bytes_;
+  return (conn_ ? conn_->buffered_amount() : 0) + detail::loop_base::backlog_bytes(*this);
 }
 
 void websocket::pause_reading() { paused_by_user_ = true; }
@@ -1055,8 +1095,8 @@ void websocket::resume_reading() {
   if (!paused_by_user_) return;
   paused_by_user_ = false;
   if (!paused_by_backpressure_ && !finished_) {
-    loop_->backend_resume_read(*this);
-    loop_->mark_dirty(*this);
+    owner_->loop->backend_resume_read(*this);
+    owner_->loop->mark_dirty(*this);
   }
 }
 
@@ -1064,18 +1104,23 @@ gust::state websocket::state() const noexcept {
   return conn_ ? conn_->state() : (finished_ ? gust::state::closed : gust::state::connecting);
 }
 gust::role websocket::role() const noexcept {
-  return conn_ ? conn_->role() : (client_ ? gust::role::client : gust::role::server);
+  return conn_ ? conn_->role() : (owner_->client ? gust::role::client : gust::role::server);
 }
 std::string_view websocket::extensions() const noexcept {
   return conn_ && opened_ ? conn_->extensions() : std::string_view();
 }
 
 const http::request* websocket::request() const noexcept {
-  if (plain_) return static_cast<const server_connection&>(*plain_).request();
+  if (extra_ && extra_->plain) return static_cast<const server_connection&>(*extra_->plain).request();
   if (!conn_ || conn_->role() != gust::role::server) return nullptr;
   return static_cast<const server_connection&>(*conn_).request();
 }
-const http::response* websocket::response() const noexcept { return response_; }
+const http::response* websocket::response() const noexcept {
+  return extra_ ? extra_->response : nullptr;
+}
+endpoint websocket::remote_address() const {
+  return detail::to_endpoint(remote_, extra_ ? std::string_view(extra_->unix_path) : std::string_view());
+}
 std::string_view websocket::subprotocol() const noexcept {
   return conn_ ? conn_->subprotocol() : std::string_view();
 }
@@ -1083,7 +1128,7 @@ std::optional<duration> websocket::latency() const noexcept {
   return conn_ ? conn_->latency() : std::nullopt;
 }
 memory_usage websocket::memory() const noexcept { return conn_ ? conn_->memory() : memory_usage{}; }
-event_loop& websocket::loop() noexcept { return *loop_->facade; }
+event_loop& websocket::loop() noexcept { return *owner_->loop->facade; }
 
 broadcast_result broadcast(std::span<websocket* const> targets, message_type type,
                            std::span<const std::byte> data, const broadcast_options& opts) {

@@ -51,12 +51,6 @@
 
 namespace gust::detail {
 
-/// An adapter's per-connection socket state.
-class transport {
- public:
-  virtual ~transport() = default;
-};
-
 /// Per-owner counters (one block per server loop, one per client): written
 /// by one loop thread, read by any (relaxed atomics, no read-modify-write).
 struct counters {
@@ -78,6 +72,35 @@ struct counters {
   void add_to(gust::stats& s) const;
 };
 
+/// What every connection of one owner shares: a server's connections on one
+/// loop, or a client's. Each websocket points here once instead of holding
+/// the loop, handlers, limits, counters and owner each.
+struct session_owner {
+  loop_base* loop = nullptr;
+  const handlers* h = nullptr;
+  const backpressure_config* bp = nullptr;
+  server_state* server = nullptr;  // exactly one of these is set
+  client_state* client = nullptr;
+  counters ctr;
+};
+
+/// What only some connections need, made on first use and kept until the
+/// websocket is destroyed (websocket::extra_).
+struct session_extra {
+  // A plain HTTP request (no Upgrade) answered by on_request: the core
+  // refuses those with 400 before any request_event, so the engine that
+  // parsed it is kept here (for websocket::request()) and conn_ is a second
+  // engine that writes the application's answer (server.cpp, plain_http).
+  std::unique_ptr<connection> plain;
+  // Broadcasts held back by over_limit_policy::drop_oldest (few: at most
+  // broadcast_options::max_held), and sends queued behind them.
+  std::vector<prepared_message> backlog;
+  std::size_t backlog_bytes = 0;
+  maybe_time linger;  // closing the transport: the hard close at
+  const http::response* response = nullptr;  // client: the core's 101 response
+  std::string unix_path;  // a Unix peer's bound path (usually none)
+};
+
 /// Logging helper: formats only when a sink is set.
 struct logger {
   const log_sink* sink = nullptr;
@@ -93,6 +116,9 @@ std::error_code last_error() noexcept;
 /// EMFILE, so a flood of refused connections does not flood the log.
 void report_accept_error(const logger& log, counters* ctr, time_point now, time_point& last_log,
                          int err);
+/// `sa` compactly; a Unix socket's path goes to `unix_path` (when given).
+peer_address to_peer_address(const sockaddr* sa, socklen_t len, std::string* unix_path);
+endpoint to_endpoint(const peer_address& a, std::string_view unix_path);
 endpoint to_endpoint(const sockaddr* sa, socklen_t len);
 /// TCP_NODELAY (ignored for Unix sockets).
 void set_nodelay(int fd) noexcept;
@@ -149,10 +175,8 @@ class loop_base {
   /// connection holds neither (output_pool.hpp, deflate_pool.hpp).
   gust::settings pooled(const gust::settings& s);
   /// A new session around a connected (or connecting) socket.
-  websocket& adopt(int fd, bool connecting, const endpoint& remote,
-                   std::unique_ptr<connection> conn, const handlers* h,
-                   const backpressure_config* bp, counters* ctr, server_state* srv,
-                   client_state* cli);
+  websocket& adopt(int fd, bool connecting, const sockaddr* remote, socklen_t remote_len,
+                   std::unique_ptr<connection> conn, session_owner& owner);
   void mark_dirty(websocket& ws);
   /// Pull events, write, decide backpressure and closing, re-arm.
   void service(websocket& ws);
@@ -178,9 +202,9 @@ class loop_base {
   std::error_code after_send(websocket& ws, std::error_code ec) {
     // Inline: it follows every message sent.
     if (!ec) [[likely]] {
-      counters::bump(ws.ctr_->msgs_out);
+      counters::bump(ws.owner_->ctr.msgs_out);
       if (&ws != servicing_) mark_dirty(ws);
-      if (!ws.over_limit_ && ws.conn_->buffered_amount() + ws.backlog_bytes_ > ws.bp_->high_watermark)
+      if (!ws.over_limit_ && ws.conn_->buffered_amount() + backlog_bytes(ws) > ws.owner_->bp->high_watermark)
         update_backpressure(ws);
       return ec;
     }
@@ -189,10 +213,22 @@ class loop_base {
   std::error_code send_failed(websocket& ws, std::error_code ec);
   void update_backpressure(websocket& ws);
   void feed_held(websocket& ws);
+  static session_extra& extra(websocket& ws);
+  static std::size_t backlog_bytes(const websocket& ws) noexcept {
+    return ws.extra_ ? ws.extra_->backlog_bytes : 0;
+  }
+  static bool has_backlog(const websocket& ws) noexcept {
+    return ws.extra_ && !ws.extra_->backlog.empty();
+  }
+  /// The handlers to call: none once the owner is gone (it may be destroyed).
+  static const handlers* handlers_of(const websocket& ws) noexcept {
+    return ws.abandoned_ ? nullptr : ws.owner_->h;
+  }
 
   // ---- what an adapter reports -------------------------------------------
   /// A server listener accepted `fd`. The owner decides what to do.
-  using accept_fn = std::function<void(loop_base&, int fd, const endpoint& remote)>;
+  using accept_fn =
+      std::function<void(loop_base&, int fd, const sockaddr* remote, socklen_t remote_len)>;
   void on_input(websocket& ws, std::span<std::byte> data);
   void on_eof(websocket& ws);
   void on_transport_error(websocket& ws, std::error_code ec);
@@ -213,7 +249,7 @@ class loop_base {
                                    bool exclusive) = 0;
   /// Stops watching and closes the listening socket.
   virtual void backend_remove_listener(int id) = 0;
-  /// Creates ws.tx_ for `fd` and starts watching it (for `connecting`:
+  /// Fills ws.tx_ for `fd` and starts watching it (for `connecting`:
   /// until writable, then on_connected).
   virtual void backend_attach(websocket& ws, int fd, bool connecting) = 0;
   /// Writes what ws.core() has pending; arms write readiness if the socket
@@ -231,14 +267,13 @@ class loop_base {
 
  protected:
   // Adapters reach the facade's per-connection state through these.
-  static transport* tx(websocket& ws) noexcept { return ws.tx_.get(); }
-  static void set_tx(websocket& ws, std::unique_ptr<transport> t) noexcept { ws.tx_ = std::move(t); }
+  static transport_state& tx(websocket& ws) noexcept { return ws.tx_; }
   static bool has_core(const websocket& ws) noexcept { return ws.conn_ != nullptr; }
   static bool paused(const websocket& ws) noexcept {
     return ws.paused_by_user_ || ws.paused_by_backpressure_;
   }
   static bool finished(const websocket& ws) noexcept { return ws.finished_; }
-  static counters* ctr(websocket& ws) noexcept { return ws.ctr_; }
+  static counters* ctr(websocket& ws) noexcept { return &ws.owner_->ctr; }
   websocket* session(std::uint32_t slot, std::uint32_t serial) noexcept {
     if (slot >= slots_.size() || !slots_[slot] || slots_[slot]->serial_ != serial) return nullptr;
     return slots_[slot].get();
@@ -257,8 +292,10 @@ class loop_base {
   void pump_events(websocket& ws);
   void dispatch(websocket& ws, event& ev);
   void deliver_message(websocket& ws, const message_event& m) {
-    counters::bump(ws.ctr_->msgs_in);
-    if (ws.h_ && ws.h_->on_message) ws.h_->on_message(ws, m);
+    counters::bump(ws.owner_->ctr.msgs_in);
+    // (Not handlers_of(): an abandoned connection is finished, and pump_events
+    // delivers nothing to a finished one.)
+    if (ws.owner_->h->on_message) ws.owner_->h->on_message(ws, m);
   }
   // The connection service() is working on: a send from its own handlers
   // needs no flush-list entry, service() writes it before it returns.

@@ -18,7 +18,8 @@ class server_state {
     loop_base* loop = nullptr;
     int listener = -1;  // adapter id, -1 once closed
     int fd = -1;
-    std::unique_ptr<counters> ctr = std::make_unique<counters>();
+    // What this loop's connections share (they point to it: stable).
+    std::unique_ptr<session_owner> owner = std::make_unique<session_owner>();
     bool shutting_down = false;
     bool closing_all = false;  // shutdown with close_connections
     // cfg.settings with this loop's pools, shared by its connections.
@@ -33,8 +34,10 @@ class server_state {
 
   explicit server_state(server_config c);
   per_loop& of(loop_base& l);
+  /// Runs connections on `l` too.
+  void add_loop(loop_base& l);
   std::error_code listen();
-  void on_accept(std::size_t i, loop_base& loop, int fd, const endpoint& remote);
+  void on_accept(std::size_t i, loop_base& loop, int fd, const sockaddr* remote, socklen_t len);
   void on_request(websocket& ws, const http::request& req);
   bool plain_http(websocket& ws, const handshake_failure& f);
   void do_shutdown(std::size_t i, const shutdown_options& opts);
@@ -52,7 +55,7 @@ class client_state {
   loop_base& loop;
   client_config cfg;
   ws_url url;
-  counters ctr;
+  session_owner owner;  // its connections point here (their counters too)
   logger log;
   websocket* current = nullptr;
   std::vector<sockaddr_storage> addrs;

@@ -26,6 +26,16 @@ server_state::per_loop& server_state::of(loop_base& l) {
   return per.front();  // unreachable: sessions only live on our loops
 }
 
+void server_state::add_loop(loop_base& l) {
+  per.emplace_back();
+  per.back().loop = &l;
+  session_owner& o = *per.back().owner;
+  o.loop = &l;
+  o.h = &cfg.handlers;
+  o.bp = &cfg.backpressure;
+  o.server = this;
+}
+
 std::error_code server_state::listen() {
   if (listening) return make_error_code(errc::invalid_state);
   const bool unix_socket = !cfg.unix_path.empty();
@@ -62,26 +72,29 @@ std::error_code server_state::listen() {
     per[i].fd = fds[i];
     per[i].listener = per[i].loop->backend_add_listener(
         fds[i],
-        [this, i](loop_base& l, int fd, const endpoint& remote) { on_accept(i, l, fd, remote); },
-        log, per[i].ctr.get(), unix_socket && per.size() > 1);
+        [this, i](loop_base& l, int fd, const sockaddr* remote, socklen_t len) {
+          on_accept(i, l, fd, remote, len);
+        },
+        log, &per[i].owner->ctr, unix_socket && per.size() > 1);
   }
   listening = true;
   if (log.on()) log(log_level::info, "listening on " + bound.to_string());
   return {};
 }
 
-void server_state::on_accept(std::size_t i, loop_base& loop, int fd, const endpoint& remote) {
+void server_state::on_accept(std::size_t i, loop_base& loop, int fd, const sockaddr* remote,
+                             socklen_t len) {
   per_loop& p = per[i];
-  if (remote.family != endpoint::kind::unix_socket) set_nodelay(fd);
-  counters::bump(p.ctr->accepted);
+  if (remote->sa_family != AF_UNIX) set_nodelay(fd);
+  counters::bump(p.owner->ctr.accepted);
   if (!p.settings) p.settings = std::make_shared<const gust::settings>(loop.pooled(cfg.settings));
-  loop.adopt(fd, false, remote,
+  loop.adopt(fd, false, remote, len,
              std::make_unique<server_connection>(loop.now(), shared_settings(p.settings), cfg.options),
-             &cfg.handlers, &cfg.backpressure, p.ctr.get(), this, nullptr);
+             *p.owner);
 }
 
 void server_state::on_request(websocket& ws, const http::request& req) {
-  per_loop& p = of(*ws.loop_);
+  per_loop& p = of(*ws.owner_->loop);
   if (p.shutting_down) {
     // Stop accepting: a handshake that arrives during shutdown gets 503.
     (void)ws.reject(503, "server shutting down\n");
@@ -99,10 +112,12 @@ void server_state::on_request(websocket& ws, const http::request& req) {
 // request stays visible through websocket::request(). If the hook does not
 // answer, the core's 400 goes out as it would have.
 bool server_state::plain_http(websocket& ws, const handshake_failure& f) {
-  if (!cfg.handlers.on_request || f.error != handshake_error::bad_request || ws.plain_) return false;
+  if (!cfg.handlers.on_request || f.error != handshake_error::bad_request ||
+      (ws.extra_ && ws.extra_->plain))
+    return false;
   const http::request* req = static_cast<server_connection&>(*ws.conn_).request();
   if (!req || req->method != "GET" || req->headers.contains("Upgrade")) return false;
-  loop_base& loop = *ws.loop_;
+  loop_base& loop = *ws.owner_->loop;
   server_options opts;
   opts.server_header = cfg.options.server_header;
   auto responder = std::make_unique<server_connection>(loop.now(), loop.pooled(cfg.settings), opts);
@@ -113,7 +128,8 @@ bool server_state::plain_http(websocket& ws, const handshake_failure& f) {
   auto ev = responder->next_event(loop.now());
   if (!ev || !std::holds_alternative<request_event>(*ev)) return false;
   if (responder->next_event(loop.now())) return false;  // (the head is used up)
-  ws.plain_ = std::move(ws.conn_);
+  session_extra& x = loop_base::extra(ws);
+  x.plain = std::move(ws.conn_);
   ws.conn_ = std::move(responder);
   ws.answered_ = false;
   if (of(loop).shutting_down)
@@ -121,7 +137,7 @@ bool server_state::plain_http(websocket& ws, const handshake_failure& f) {
   else
     cfg.handlers.on_request(ws, *req);
   if (!ws.answered_) {
-    ws.conn_ = std::move(ws.plain_);
+    ws.conn_ = std::move(x.plain);
     return false;
   }
   return true;
@@ -138,7 +154,7 @@ void server_state::do_shutdown(std::size_t i, const shutdown_options& opts) {
   }
   if (!opts.close_connections) return;
   loop.for_each_session([&](websocket& ws) {
-    if (ws.server_ != this) return;
+    if (ws.owner_->server != this) return;
     if (ws.write_shut_)
       loop.close_now(ws);  // done already, only waiting for the peer's FIN
     else if (ws.conn_ && ws.conn_->state() == gust::state::open)
@@ -154,7 +170,7 @@ void server_state::do_shutdown(std::size_t i, const shutdown_options& opts) {
       loop.now() + bound,
       [this, &loop] {
         loop.for_each_session([&](websocket& ws) {
-          if (ws.server_ == this) loop.close_now(ws);
+          if (ws.owner_->server == this) loop.close_now(ws);
         });
       },
       /*keep_alive=*/false);
@@ -165,7 +181,7 @@ void server_state::abandon_all() {
     if (p.listener >= 0) p.loop->backend_remove_listener(p.listener);
     p.listener = -1;
     p.loop->for_each_session([&](websocket& ws) {
-      if (ws.server_ == this) p.loop->abandon(ws);
+      if (ws.owner_->server == this) p.loop->abandon(ws);
     });
   }
 }
@@ -173,23 +189,23 @@ void server_state::abandon_all() {
 std::vector<websocket*> server_state::local_connections(loop_base& l) const {
   std::vector<websocket*> out;
   for (websocket* ws : l.open_connections())
-    if (ws->server_ == this) out.push_back(ws);
+    if (ws->owner_->server == this) out.push_back(ws);
   return out;
 }
 
 // loop_base's owner hooks --------------------------------------------------
 
 void loop_base::server_on_request(websocket& ws, const http::request& req) {
-  ws.server_->on_request(ws, req);
+  ws.owner_->server->on_request(ws, req);
 }
 
 bool loop_base::server_plain_http(websocket& ws, const handshake_failure& f) {
-  return ws.server_->plain_http(ws, f);
+  return ws.owner_->server->plain_http(ws, f);
 }
 
 void loop_base::session_ended(websocket& ws) {
-  if (ws.client_) ws.client_->on_session_end(ws);
-  if (ws.server_) ws.server_->close_idle_when_done(*this);
+  if (ws.owner_->client) ws.owner_->client->on_session_end(ws);
+  if (ws.owner_->server) ws.owner_->server->close_idle_when_done(*this);
 }
 
 void server_state::close_idle_when_done(loop_base& loop) {
@@ -199,11 +215,11 @@ void server_state::close_idle_when_done(loop_base& loop) {
   };
   bool others = false;
   loop.for_each_session([&](websocket& ws) {
-    if (ws.server_ == this && !idle(ws)) others = true;
+    if (ws.owner_->server == this && !idle(ws)) others = true;
   });
   if (others) return;
   loop.for_each_session([&](websocket& ws) {
-    if (ws.server_ == this) loop.close_now(ws);
+    if (ws.owner_->server == this) loop.close_now(ws);
   });
 }
 
@@ -215,8 +231,7 @@ void server_state::close_idle_when_done(loop_base& loop) {
 server::server(server_config cfg) : s_(std::make_unique<detail::server_state>(std::move(cfg))) {
   for (int i = 0; i < s_->cfg.threads; ++i) {
     s_->owned.push_back(std::make_unique<event_loop>(s_->cfg.adapter));
-    s_->per.emplace_back();
-    s_->per.back().loop = &s_->owned.back()->impl();
+    s_->add_loop(s_->owned.back()->impl());
   }
 }
 
@@ -224,8 +239,7 @@ server::server(event_loop& loop, server_config cfg)
     : s_(std::make_unique<detail::server_state>(std::move(cfg))) {
   s_->cfg.threads = 1;
   s_->cfg.adapter = loop.adapter();
-  s_->per.emplace_back();
-  s_->per.back().loop = &loop.impl();
+  s_->add_loop(loop.impl());
 }
 
 server::~server() {
@@ -268,7 +282,7 @@ bool server::shutting_down() const noexcept { return s_->shutting.load(); }
 
 gust::stats server::stats() const {
   gust::stats st;
-  for (auto& p : s_->per) p.ctr->add_to(st);
+  for (auto& p : s_->per) p.owner->ctr.add_to(st);
   return st;
 }
 

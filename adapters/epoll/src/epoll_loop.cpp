@@ -49,17 +49,9 @@ constexpr int max_writes = 64;      // sendmsg calls per connection per turn
 // 2 + i listener i.
 constexpr std::uint64_t wake_token = 0, timer_token = 1, listener_base = 2;
 
-struct epoll_transport final : transport {
-  int fd = -1;
-  bool connecting = false;
-  bool out_armed = false;   // EPOLLOUT registered
-  bool blocked = false;     // the last write hit EAGAIN: wait for EPOLLOUT
-  bool hangup = false;      // EPOLLRDHUP/HUP/ERR seen: read to the end
-  bool on_ready = false;
-  ~epoll_transport() override {
-    if (fd >= 0) ::close(fd);
-  }
-};
+// A connection's socket state is the facade's transport_state, inline in
+// its websocket: handle is the socket, out_armed says EPOLLOUT is
+// registered, hangup that EPOLLRDHUP/HUP/ERR was seen.
 
 struct listener {
   int fd = -1;
@@ -94,6 +86,8 @@ class epoll_loop final : public loop_base {
     for (auto& l : listeners_)
       if (l.active) ::close(l.fd);
     close_own();
+    for (auto& s : slots_)  // sessions still open when the loop goes
+      if (s) backend_close(*s);
   }
 
   // ---- waiting -------------------------------------------------------------
@@ -145,7 +139,7 @@ class epoll_loop final : public loop_base {
         }
         websocket* ws = session(slot, serial);
         if (!ws || finished(*ws)) continue;
-        static_cast<epoll_transport*>(tx(*ws))->on_ready = false;
+        tx(*ws).on_ready = false;
         read_some(*ws);
       }
     }
@@ -186,18 +180,17 @@ class epoll_loop final : public loop_base {
   // ---- connections ---------------------------------------------------------
 
   void backend_attach(websocket& ws, int fd, bool connecting) override {
-    auto t = std::make_unique<epoll_transport>();
-    t->fd = fd;
-    t->connecting = connecting;
-    t->out_armed = connecting;
+    transport_state& t = tx(ws);
+    t.handle = fd;
+    t.connecting = connecting;
+    t.out_armed = connecting;
     std::uint32_t ev = EPOLLIN | EPOLLRDHUP | EPOLLET | (connecting ? std::uint32_t(EPOLLOUT) : 0u);
-    set_tx(ws, std::move(t));
     if (!add(fd, ev, token(ws))) on_transport_error(ws, last_error());
   }
 
   bool backend_write(websocket& ws) override {
-    auto& t = *static_cast<epoll_transport*>(tx(ws));
-    if (t.connecting || t.blocked || t.fd < 0) return true;
+    transport_state& t = tx(ws);
+    if (t.connecting || t.blocked || t.handle < 0) return true;
     connection& c = ws.core();
     for (int round = 0; round < max_writes; ++round) {
       auto out = c.pending_output();
@@ -205,7 +198,7 @@ class epoll_loop final : public loop_base {
       msghdr msg{};
       msg.msg_iov = const_cast<iovec*>(reinterpret_cast<const iovec*>(out.data()));
       msg.msg_iovlen = std::min<std::size_t>(out.size(), IOV_MAX);
-      const ssize_t n = ::sendmsg(t.fd, &msg, MSG_NOSIGNAL);
+      const ssize_t n = ::sendmsg(t.handle, &msg, MSG_NOSIGNAL);
       if (n > 0) {
         (void)c.consume_output(static_cast<std::size_t>(n));
         counters::bump(ctr(ws)->bytes_out, static_cast<std::uint64_t>(n));
@@ -216,7 +209,7 @@ class epoll_loop final : public loop_base {
         t.blocked = true;
         if (!t.out_armed) {
           t.out_armed = true;
-          mod(t.fd, EPOLLIN | EPOLLRDHUP | EPOLLET | EPOLLOUT, token(ws));
+          mod(t.handle, EPOLLIN | EPOLLRDHUP | EPOLLET | EPOLLOUT, token(ws));
         }
         return true;
       }
@@ -226,7 +219,7 @@ class epoll_loop final : public loop_base {
     if (c.buffered_amount() == 0) {
       if (t.out_armed) {
         t.out_armed = false;
-        mod(t.fd, EPOLLIN | EPOLLRDHUP | EPOLLET, token(ws));
+        mod(t.handle, EPOLLIN | EPOLLRDHUP | EPOLLET, token(ws));
       }
     } else {
       mark_dirty(ws);  // more than max_writes rounds: go on after the others
@@ -237,15 +230,15 @@ class epoll_loop final : public loop_base {
   void backend_resume_read(websocket& ws) override { push_ready(ws); }
 
   void backend_shutdown_write(websocket& ws) override {
-    auto& t = *static_cast<epoll_transport*>(tx(ws));
-    if (t.fd >= 0) ::shutdown(t.fd, SHUT_WR);
+    transport_state& t = tx(ws);
+    if (t.handle >= 0) ::shutdown(t.handle, SHUT_WR);
   }
 
   void backend_close(websocket& ws) override {
-    auto* t = static_cast<epoll_transport*>(tx(ws));
-    if (!t || t->fd < 0) return;
-    ::close(t->fd);  // also leaves the epoll set: the descriptor is not shared
-    t->fd = -1;
+    transport_state& t = tx(ws);
+    if (t.handle < 0) return;
+    ::close(t.handle);  // also leaves the epoll set: the descriptor is not shared
+    t.handle = -1;
   }
 
  private:
@@ -288,22 +281,22 @@ class epoll_loop final : public loop_base {
   }
 
   void push_ready(websocket& ws) {
-    auto* t = static_cast<epoll_transport*>(tx(ws));
-    if (!t || t->on_ready) return;
-    t->on_ready = true;
+    transport_state& t = tx(ws);
+    if (t.handle < 0 || t.on_ready) return;
+    t.on_ready = true;
     ready_.push_back(token(ws));
   }
 
   void on_event(websocket& ws, std::uint32_t events) {
-    auto& t = *static_cast<epoll_transport*>(tx(ws));
+    transport_state& t = tx(ws);
     if (t.connecting) {
       if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
       int err = 0;
       socklen_t len = sizeof err;
-      if (::getsockopt(t.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+      if (::getsockopt(t.handle, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
       t.connecting = false;
       t.out_armed = false;
-      if (!err) mod(t.fd, EPOLLIN | EPOLLRDHUP | EPOLLET, token(ws));
+      if (!err) mod(t.handle, EPOLLIN | EPOLLRDHUP | EPOLLET, token(ws));
       on_connected(ws, err ? std::error_code(err, std::system_category()) : std::error_code());
       if (!err && !finished(ws)) read_some(ws);
       return;
@@ -317,11 +310,11 @@ class epoll_loop final : public loop_base {
   }
 
   void read_some(websocket& ws) {
-    auto& t = *static_cast<epoll_transport*>(tx(ws));
+    transport_state& t = tx(ws);
     for (int i = 0; i < read_budget; ++i) {
-      if (finished(ws) || t.fd < 0) return;
+      if (finished(ws) || t.handle < 0) return;
       if (paused(ws) || !has_core(ws)) return;  // resume_reading() puts it back on the ready list
-      const ssize_t n = ::read(t.fd, rbuf_.get(), read_buffer_size);
+      const ssize_t n = ::read(t.handle, rbuf_.get(), read_buffer_size);
       if (n > 0) {
         on_input(ws, {rbuf_.get(), static_cast<std::size_t>(n)});
         // A short read emptied the socket; with a hangup pending, read on
@@ -351,7 +344,7 @@ class epoll_loop final : public loop_base {
       const int fd = ::accept4(l.fd, reinterpret_cast<sockaddr*>(&ss), &len,
                                SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd >= 0) {
-        l.on_accept(*this, fd, to_endpoint(reinterpret_cast<sockaddr*>(&ss), len));
+        l.on_accept(*this, fd, reinterpret_cast<sockaddr*>(&ss), len);
         continue;
       }
       const int err = errno;

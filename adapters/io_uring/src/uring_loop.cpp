@@ -49,6 +49,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <string>
 #include <system_error>
 
@@ -82,10 +83,6 @@ constexpr std::uint64_t gen_mask = 0xFFFFFF;
 constexpr std::uint64_t user_data(op o, std::uint32_t gen, std::uint32_t idx) {
   return (std::uint64_t(o) << 56) | ((gen & gen_mask) << 32) | idx;
 }
-
-struct uring_transport final : transport {
-  std::uint32_t idx = 0;
-};
 
 // A connection's socket state; outlives its websocket while operations run.
 struct conn_io {
@@ -226,12 +223,10 @@ class uring_loop final : public loop_base {
 
   void backend_attach(websocket& ws, int fd, bool connecting) override {
     const std::uint32_t idx = new_conn();
-    conn_io& io = *conns_[idx];
+    conn_io& io = conns_[idx];
     io.fd = fd;
     io.ws = &ws;
-    auto t = std::make_unique<uring_transport>();
-    t->idx = idx;
-    set_tx(ws, std::move(t));
+    tx(ws).handle = static_cast<int>(idx);  // (the table stays far below INT_MAX)
     if (connecting) {
       io_uring_sqe* sqe = get_sqe();
       io_uring_prep_poll_add(sqe, fd, POLLOUT);
@@ -251,7 +246,7 @@ class uring_loop final : public loop_base {
   }
 
   void backend_resume_read(websocket& ws) override {
-    if (auto* t = static_cast<uring_transport*>(tx(ws))) arm_recv(t->idx);
+    if (const int idx = tx(ws).handle; idx >= 0) arm_recv(static_cast<std::uint32_t>(idx));
   }
 
   void backend_shutdown_write(websocket& ws) override {
@@ -265,10 +260,9 @@ class uring_loop final : public loop_base {
   }
 
   void backend_close(websocket& ws) override {
-    auto* t = static_cast<uring_transport*>(tx(ws));
-    if (!t) return;
-    const std::uint32_t idx = t->idx;
-    conn_io& io = *conns_[idx];
+    if (tx(ws).handle < 0) return;
+    const auto idx = static_cast<std::uint32_t>(tx(ws).handle);
+    conn_io& io = conns_[idx];
     if (!io.in_use || io.ws != &ws) return;
     io.ws = nullptr;
     if (io.recv_armed && !io.recv_cancelling) {
@@ -333,7 +327,7 @@ class uring_loop final : public loop_base {
 
   /// Starts the multishot receive if the connection wants to read.
   void arm_recv(std::uint32_t idx) {
-    conn_io& io = *conns_[idx];
+    conn_io& io = conns_[idx];
     if (!io.in_use || !io.ws || io.recv_armed || io.fd < 0 || io.eof || io.connecting) return;
     websocket& ws = *io.ws;
     if (finished(ws) || !has_core(ws) || paused(ws)) return;
@@ -368,8 +362,7 @@ class uring_loop final : public loop_base {
     s.off = 0;
     s.active = true;
     s.zc = total >= zc_threshold_;
-    const auto* t = static_cast<uring_transport*>(tx(ws));
-    s.conn = t->idx;
+    s.conn = static_cast<std::uint32_t>(tx(ws).handle);
     s.conn_gen = io.gen;
     io.send = si;
     submit_send(si, io.fd);
@@ -432,7 +425,7 @@ class uring_loop final : public loop_base {
       if (::getpeername(res, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
         ::close(res);  // reset before we saw it
       } else {
-        l.on_accept(*this, res, to_endpoint(reinterpret_cast<sockaddr*>(&ss), len));
+        l.on_accept(*this, res, reinterpret_cast<sockaddr*>(&ss), len);
       }
       if (!listeners_[li].armed) arm_accept(li);
       return;
@@ -606,15 +599,14 @@ class uring_loop final : public loop_base {
   // ---- tables --------------------------------------------------------------
 
   conn_io* io_of(websocket& ws) {
-    auto* t = static_cast<uring_transport*>(tx(ws));
-    if (!t) return nullptr;
-    conn_io& io = *conns_[t->idx];
+    if (tx(ws).handle < 0) return nullptr;
+    conn_io& io = conns_[static_cast<std::uint32_t>(tx(ws).handle)];
     return io.in_use && io.ws == &ws ? &io : nullptr;
   }
 
   conn_io* conn_at(std::uint32_t idx, std::uint32_t gen) {
     if (idx >= conns_.size()) return nullptr;
-    conn_io& io = *conns_[idx];
+    conn_io& io = conns_[idx];
     return io.in_use && (io.gen & gen_mask) == (gen & gen_mask) ? &io : nullptr;
   }
 
@@ -625,9 +617,9 @@ class uring_loop final : public loop_base {
       free_conns_.pop_back();
     } else {
       idx = static_cast<std::uint32_t>(conns_.size());
-      conns_.push_back(std::make_unique<conn_io>());  // stable across handler calls
+      conns_.emplace_back();
     }
-    conn_io& io = *conns_[idx];
+    conn_io& io = conns_[idx];
     const std::uint32_t gen = (io.gen + 1) & gen_mask;
     io = conn_io{};
     io.gen = gen;
@@ -637,7 +629,7 @@ class uring_loop final : public loop_base {
 
   /// Frees a retired entry once nothing of it is in flight.
   void maybe_release(std::uint32_t idx) {
-    conn_io& io = *conns_[idx];
+    conn_io& io = conns_[idx];
     if (!io.in_use || io.ws || io.recv_armed || io.connecting || io.send >= 0) return;
     if (io.fd >= 0) ::close(io.fd);
     io.fd = -1;
@@ -714,7 +706,7 @@ class uring_loop final : public loop_base {
         l.active = false;
       }
     for (auto& io : conns_)
-      if (io->in_use) io->ws = nullptr;  // the websockets go with loop_base
+      if (io.in_use) io.ws = nullptr;  // the websockets go with loop_base
     io_uring_sqe* sqe = get_sqe();
     io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, user_data(op::none, 0, 0));
@@ -745,9 +737,9 @@ class uring_loop final : public loop_base {
       }
     }
     for (auto& io : conns_)
-      if (io->fd >= 0) {
-        ::close(io->fd);
-        io->fd = -1;
+      if (io.fd >= 0) {
+        ::close(io.fd);
+        io.fd = -1;
       }
   }
 
@@ -765,7 +757,9 @@ class uring_loop final : public loop_base {
   std::int64_t inflight_ = 0;  // operations whose last completion has not arrived
   bool tearing_down_ = false;
   std::size_t zc_threshold_ = uring_setup::default_zc_threshold;
-  std::vector<std::unique_ptr<conn_io>> conns_;
+  // A deque: entries share allocations (512-byte blocks in libstdc++), and an
+  // entry stays where it is as the table grows (handlers run with one held).
+  std::deque<conn_io> conns_;
   std::vector<std::uint32_t> free_conns_;
   std::vector<send_rec> sends_;
   std::vector<std::uint32_t> free_sends_;

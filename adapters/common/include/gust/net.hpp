@@ -56,8 +56,9 @@ namespace detail {
 class loop_base;
 class server_state;
 class client_state;
-class transport;
 struct counters;
+struct session_owner;
+struct session_extra;
 }  // namespace detail
 
 // ---------------------------------------------------------------------------
@@ -199,6 +200,48 @@ class event_loop {
   std::unique_ptr<detail::loop_base> impl_;
 };
 
+namespace detail {
+/// An optional time point in 8 bytes (std::optional<time_point> takes 16,
+/// once per connection): time_point::min(), a time no deadline can be, is
+/// "none".
+class maybe_time {
+ public:
+  maybe_time() = default;
+  maybe_time(time_point t) noexcept : t_(t) {}
+  maybe_time(std::optional<time_point> t) noexcept : t_(t ? *t : time_point::min()) {}
+  explicit operator bool() const noexcept { return t_ != time_point::min(); }
+  time_point operator*() const noexcept { return t_; }
+  void reset() noexcept { t_ = time_point::min(); }
+  friend bool operator==(maybe_time, maybe_time) noexcept = default;
+
+ private:
+  time_point t_ = time_point::min();
+};
+
+/// The adapter's per-connection socket state, inline in the websocket (a
+/// separate object cost an allocation of 32 bytes per connection): every
+/// adapter's fits in these 8 bytes.
+struct transport_state {
+  /// epoll, Asio: the socket; io_uring: its index in the adapter's table.
+  /// -1: none (not attached yet, or closed).
+  int handle = -1;
+  bool connecting : 1 = false;  // connect() under way
+  bool out_armed : 1 = false;   // write readiness watched
+  bool blocked : 1 = false;     // the last write hit EAGAIN: wait for write readiness
+  bool hangup : 1 = false;      // hang-up seen: read to the end
+  bool on_ready : 1 = false;    // on the adapter's ready list
+};
+
+/// A peer's IP address and port in 20 bytes (an endpoint, with its string,
+/// takes 48); websocket::remote_address() formats it when asked. A Unix
+/// peer's path is kept beside it, in the connection's extra state.
+struct peer_address {
+  std::array<std::uint8_t, 16> bytes{};  // network order; IPv4 in the first 4
+  std::uint16_t port = 0;
+  endpoint::kind family = endpoint::kind::none;
+};
+}  // namespace detail
+
 // ---------------------------------------------------------------------------
 // websocket: one connection, server or client side
 
@@ -245,7 +288,9 @@ class websocket {
   // ---- observation ------------------------------------------------------
   gust::state state() const noexcept;
   gust::role role() const noexcept;
-  const endpoint& remote_address() const noexcept { return remote_; }
+  /// The peer's address (made on each call: the connection keeps it in a
+  /// compact form).
+  endpoint remote_address() const;
   /// Server: the opening request (path, query, headers); null before it
   /// arrived. Client: null.
   const http::request* request() const noexcept;
@@ -267,48 +312,44 @@ class websocket {
   friend class detail::server_state;
   friend class detail::client_state;
   websocket();
+  /// Queues `m` behind the held broadcasts (there are some).
+  void hold(prepared_message m);
 
   // Owned by the loop: everything below is the facade's per-connection
-  // state; the transport (socket) state is the adapter's.
-  detail::loop_base* loop_ = nullptr;
+  // state; the transport (socket) state is the adapter's. Kept small (the
+  // size is asserted in tests/adapters/test_adapters.cpp): an idle server
+  // holds one per connection. What only some connections need (a plain
+  // HTTP answer, held broadcasts, a closing transport's linger, a client's
+  // response, a Unix peer's path) lives in extra_, made on first use.
+  detail::session_owner* owner_ = nullptr;  // loop, handlers, counters, server or client
   std::unique_ptr<connection> conn_;
-  // A plain HTTP request (no Upgrade) answered by on_request: the core
-  // refuses those with 400 before any request_event, so the request is kept
-  // here and conn_ is a second engine that writes the application's answer.
-  std::unique_ptr<connection> plain_;
-  std::unique_ptr<detail::transport> tx_;
-  const handlers* h_ = nullptr;
-  const backpressure_config* bp_ = nullptr;
-  detail::counters* ctr_ = nullptr;
-  detail::server_state* server_ = nullptr;
-  detail::client_state* client_ = nullptr;
-  endpoint remote_;
-  const http::response* response_ = nullptr;  // client: the core's 101 response
+  detail::transport_state tx_;
+  std::unique_ptr<detail::session_extra> extra_;
   std::any user_;
-  struct held_message {
-    prepared_message msg;
-  };
-  std::vector<held_message> backlog_;  // drop_oldest broadcasts (small)
-  std::size_t backlog_bytes_ = 0;
-  std::optional<time_point> armed_;    // deadline pushed on the loop's heap
-  std::optional<time_point> linger_;   // closing the transport: hard close at
-  std::size_t gauge_buffered_ = 0, gauge_memory_ = 0;
+  detail::maybe_time armed_;  // deadline pushed on the loop's heap
+  // The gauges last added to the owner's counters (bytes buffered, bytes
+  // the core holds), in 48 bits each to share words with the flags: 256 TiB,
+  // more than a process can map with x86-64's or AArch64's usual 47- or
+  // 48-bit user address space, so no connection can reach it.
+  std::uint64_t gauge_buffered_ : 48 = 0;
+  bool answered_ : 1 = false;        // server: on_request answered
+  bool received_ : 1 = false;        // any byte read from the peer
+  bool opened_ : 1 = false;          // open event delivered
+  bool closed_delivered_ : 1 = false;
+  bool over_limit_ : 1 = false;
+  bool paused_by_user_ : 1 = false;
+  bool paused_by_backpressure_ : 1 = false;
+  bool holds_borrowed_ : 1 = false;  // the loop's read buffer is lent to the core
+  bool dirty_ : 1 = false;           // on the loop's flush list
+  bool closing_transport_ : 1 = false;
+  bool write_shut_ : 1 = false;
+  bool eof_ : 1 = false;
+  bool finished_ : 1 = false;        // transport closed, waiting to be destroyed
+  bool abandoned_ : 1 = false;       // its owner went away: no more handlers
+  std::uint64_t gauge_memory_ : 48 = 0;
   std::uint32_t slot_ = 0, serial_ = 0;
   std::uint32_t open_index_ = UINT32_MAX;
-  bool answered_ = false;       // server: on_request answered
-  bool received_ = false;       // any byte read from the peer
-  bool opened_ = false;         // open event delivered
-  bool closed_delivered_ = false;
-  bool over_limit_ = false;
-  bool paused_by_user_ = false;
-  bool paused_by_backpressure_ = false;
-  bool holds_borrowed_ = false; // the loop's read buffer is lent to the core
-  bool dirty_ = false;          // on the loop's flush list
-  bool closing_transport_ = false;
-  bool write_shut_ = false;
-  bool eof_ = false;
-  bool finished_ = false;       // transport closed, waiting to be destroyed
-  bool abandoned_ = false;      // its owner went away: no more handlers
+  detail::peer_address remote_;
 };
 
 // ---------------------------------------------------------------------------
