@@ -12,52 +12,10 @@
 #include <type_traits>
 #include <vector>
 
+#include "support/allocations.hpp"
 #include "support/roles.hpp"
 #include "support/wire.hpp"
 
-// ---------------------------------------------------------------------------
-// Counting global allocation functions: they count only while g_counting is
-// set, so the test driver's own allocations outside the measured loop do not
-// matter.
-
-namespace {
-std::atomic<bool> g_counting{false};
-std::atomic<std::size_t> g_allocs{0};
-std::atomic<std::size_t> g_frees{0};
-
-void* counted_alloc(std::size_t n) {
-  if (g_counting.load(std::memory_order_relaxed)) g_allocs.fetch_add(1, std::memory_order_relaxed);
-  void* p = std::malloc(n ? n : 1);
-  if (!p) std::abort();
-  return p;
-}
-void* counted_alloc_aligned(std::size_t n, std::align_val_t al) {
-  if (g_counting.load(std::memory_order_relaxed)) g_allocs.fetch_add(1, std::memory_order_relaxed);
-  const std::size_t a = static_cast<std::size_t>(al);
-  void* p = std::aligned_alloc(a, ((n ? n : 1) + a - 1) / a * a);
-  if (!p) std::abort();
-  return p;
-}
-void counted_free(void* p) noexcept {
-  if (p && g_counting.load(std::memory_order_relaxed)) g_frees.fetch_add(1, std::memory_order_relaxed);
-  std::free(p);
-}
-}  // namespace
-
-void* operator new(std::size_t n) { return counted_alloc(n); }
-void* operator new[](std::size_t n) { return counted_alloc(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return counted_alloc(n); }
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return counted_alloc(n); }
-void* operator new(std::size_t n, std::align_val_t a) { return counted_alloc_aligned(n, a); }
-void* operator new[](std::size_t n, std::align_val_t a) { return counted_alloc_aligned(n, a); }
-void operator delete(void* p) noexcept { counted_free(p); }
-void operator delete[](void* p) noexcept { counted_free(p); }
-void operator delete(void* p, std::size_t) noexcept { counted_free(p); }
-void operator delete[](void* p, std::size_t) noexcept { counted_free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { counted_free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { counted_free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { counted_free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { counted_free(p); }
 
 // ---------------------------------------------------------------------------
 
@@ -494,16 +452,6 @@ struct steady_pair {
   }
 };
 
-struct counting_scope {
-  counting_scope() {
-    g_allocs = 0;
-    g_frees = 0;
-    g_counting = true;
-  }
-  ~counting_scope() { g_counting = false; }
-  std::size_t allocs() const { return g_allocs.load(); }
-  std::size_t frees() const { return g_frees.load(); }
-};
 
 std::vector<std::byte> message_payload(std::size_t n) {
   std::vector<std::byte> v(n);
@@ -524,9 +472,9 @@ TEST_SUITE("API: no allocation in steady state") {
     const auto big = message_payload(1 << 20);
     std::size_t allocs = 0;
     {
-      counting_scope count;
+      allocation_scope count;
       if (p.server.send_binary(as_span(big))) ++p.errors;
-      allocs = count.allocs();
+      allocs = count.count();
     }
     CHECK(p.errors == 0);
     CHECK(allocs > 0);
@@ -544,9 +492,9 @@ TEST_SUITE("API: no allocation in steady state") {
     const std::size_t before = p.messages_to_server;
     std::size_t allocs = 0, frees = 0;
     {
-      counting_scope count;
+      allocation_scope count;
       for (int i = 0; i < rounds; ++i) round(i);
-      allocs = count.allocs();
+      allocs = count.count();
       frees = count.frees();
     }
     CHECK(p.errors == 0);
@@ -572,9 +520,9 @@ TEST_SUITE("API: no allocation in steady state") {
     const std::size_t bytes_before = p.bytes_to_server;
     std::size_t allocs = 0, frees = 0;
     {
-      counting_scope count;
+      allocation_scope count;
       for (int i = 0; i < rounds; ++i) round(i);
-      allocs = count.allocs();
+      allocs = count.count();
       frees = count.frees();
     }
     CHECK(p.errors == 0);
@@ -594,9 +542,9 @@ TEST_SUITE("API: no allocation in steady state") {
     const std::size_t before = p.pongs;
     std::size_t allocs = 0;
     {
-      counting_scope count;
+      allocation_scope count;
       for (int i = 0; i < rounds; ++i) p.ping_both(as_span(payload));
-      allocs = count.allocs();
+      allocs = count.count();
     }
     CHECK(p.errors == 0);
     CHECK(p.pongs - before == 2 * rounds);

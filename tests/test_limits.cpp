@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "gust/output_pool.hpp"
+#include "support/allocations.hpp"
 #include "support/roles.hpp"
 #include "support/wire.hpp"
 
@@ -21,66 +22,9 @@ using namespace gust;
 using namespace gust::test;
 
 // ---------------------------------------------------------------------------
-// Largest single allocation while `g_track` is set: proves that nothing is
-// allocated in proportion to a length the peer announced.
+// The largest single allocation proves that nothing is allocated in
+// proportion to a length the peer announced.
 
-namespace {
-std::atomic<bool> g_track{false};
-std::atomic<std::size_t> g_largest{0};
-std::atomic<std::size_t> g_count{0}, g_total{0};
-
-void note(std::size_t n) noexcept {
-  if (!g_track.load(std::memory_order_relaxed)) return;
-  g_count.fetch_add(1, std::memory_order_relaxed);
-  g_total.fetch_add(n, std::memory_order_relaxed);
-  std::size_t cur = g_largest.load(std::memory_order_relaxed);
-  while (n > cur && !g_largest.compare_exchange_weak(cur, n)) {
-  }
-}
-
-void* alloc(std::size_t n) {
-  note(n);
-  void* p = std::malloc(n ? n : 1);
-  if (!p) std::abort();
-  return p;
-}
-
-void* alloc_aligned(std::size_t n, std::align_val_t al) {
-  note(n);
-  const std::size_t a = static_cast<std::size_t>(al);
-  void* p = std::aligned_alloc(a, ((n ? n : 1) + a - 1) / a * a);
-  if (!p) std::abort();
-  return p;
-}
-
-struct largest_allocation {
-  largest_allocation() {
-    g_largest = 0;
-    g_count = 0;
-    g_total = 0;
-    g_track = true;
-  }
-  ~largest_allocation() { g_track = false; }
-  std::size_t get() const { return g_largest.load(); }
-  std::size_t count() const { return g_count.load(); }
-  std::size_t total() const { return g_total.load(); }
-};
-}  // namespace
-
-void* operator new(std::size_t n) { return alloc(n); }
-void* operator new[](std::size_t n) { return alloc(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return alloc(n); }
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return alloc(n); }
-void* operator new(std::size_t n, std::align_val_t a) { return alloc_aligned(n, a); }
-void* operator new[](std::size_t n, std::align_val_t a) { return alloc_aligned(n, a); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 
 // ---------------------------------------------------------------------------
 
@@ -149,9 +93,9 @@ TEST_SUITE("limits") {
       strings ev;
       std::size_t largest = 0;
       {
-        largest_allocation track;
+        allocation_scope track;
         ev = feed(c, header, clk, 0, feed_mode::prepare_commit);
-        largest = track.get();
+        largest = track.largest();
       }
       REQUIRE(ev.size() == 1);
       check_failed(ev, 1009);
@@ -279,9 +223,9 @@ TEST_SUITE("limits") {
       strings ev;
       std::size_t largest = 0;
       {
-        largest_allocation track;
+        allocation_scope track;
         ev = feed(c, header, clk);
-        largest = track.get();
+        largest = track.largest();
       }
       REQUIRE(ev.size() == 1);
       check_failed(ev, 1009);
@@ -503,7 +447,7 @@ TEST_SUITE("limits") {
       };
       // One run: a fresh open engine receives `n` bytes as n fragments,
       // 64 KiB of wire at a time. Returns CPU seconds.
-      auto run = [&](std::string& wire, std::size_t n, largest_allocation* track) {
+      auto run = [&](std::string& wire, std::size_t n, std::size_t* allocations, std::size_t* bytes) {
         virtual_clock clk;
         std::optional<server_connection> srv;
         std::optional<client_connection> cli;
@@ -513,31 +457,34 @@ TEST_SUITE("limits") {
         const double t0 = cpu_now();
         std::size_t delivered = 0;
         {
-          std::optional<largest_allocation> scope;
-          if (track) scope.emplace();
+          std::optional<allocation_scope> scope;
+          if (allocations) scope.emplace();
           for (std::size_t pos = 0; pos < wire.size(); pos += 64 * 1024) {
             const std::size_t k = std::min<std::size_t>(64 * 1024, wire.size() - pos);
             c->receive(std::as_writable_bytes(std::span(wire.data() + pos, k)), clk.now);
             while (auto e = c->next_event(clk.now))
               if (auto* m = std::get_if<message_event>(&*e)) delivered += m->data.size();
           }
-          if (track) *track = *scope;
+          if (allocations) {
+            *allocations = scope->count();
+            *bytes = scope->total();
+          }
         }
         const double t = cpu_now() - t0;
         CHECK(delivered == n);
         return t;
       };
       std::string small = wire_of(one_mib / 16), big = wire_of(one_mib);
-      largest_allocation alloc;
-      double t_big = run(big, one_mib, &alloc);
-      INFO("allocations " << alloc.count() << ", bytes " << alloc.total());
+      std::size_t allocations = 0, bytes = 0;
+      double t_big = run(big, one_mib, &allocations, &bytes);
+      INFO("allocations " << allocations << ", bytes " << bytes);
       // A constant number per receive() call (a frame split between two
       // calls is kept), none per fragment: 1 Mi fragments in 112 calls.
-      CHECK(alloc.count() <= 64 + 2 * (big.size() / (64 * 1024) + 1));
-      CHECK(alloc.total() <= 4 * one_mib);
+      CHECK(allocations <= 64 + 2 * (big.size() / (64 * 1024) + 1));
+      CHECK(bytes <= 4 * one_mib);
       std::vector<double> t_small;
-      for (int i = 0; i < 3; ++i) t_small.push_back(run(small, one_mib / 16, nullptr));
-      t_big = std::min(t_big, run(big, one_mib, nullptr));
+      for (int i = 0; i < 3; ++i) t_small.push_back(run(small, one_mib / 16, nullptr, nullptr));
+      t_big = std::min(t_big, run(big, one_mib, nullptr, nullptr));
       std::sort(t_small.begin(), t_small.end());
       INFO("CPU: 64 KiB " << t_small[1] << " s, 1 MiB " << t_big << " s");
       CHECK(t_big < 64 * std::max(t_small[1], 1e-4));
@@ -570,9 +517,9 @@ TEST_SUITE("limits: opening handshake") {
       std::string input = req;
       std::size_t largest = 0;
       {
-        largest_allocation track;
+        allocation_scope track;
         ev = receive_owned(srv, input, clk, chunk);
-        largest = track.get();
+        largest = track.largest();
       }
       CHECK(ev == strings{"handshake_failure:too_large"});
       const std::string out = take_output(srv);
@@ -596,7 +543,7 @@ TEST_SUITE("limits: opening handshake") {
     strings ev;
     std::size_t fed = 0, max_total = 0, largest = 0;
     {
-      largest_allocation track;
+      allocation_scope track;
       std::string storage;
       for (std::size_t pos = 0; pos < req.size() && ev.empty(); pos += 4096) {
         storage.assign(std::string_view(req).substr(pos, 4096));
@@ -605,7 +552,7 @@ TEST_SUITE("limits: opening handshake") {
         while (auto e = srv.next_event(clk.now)) ev.push_back(describe(*e));
         max_total = std::max(max_total, srv.memory().total());
       }
-      largest = track.get();
+      largest = track.largest();
     }
     CHECK(ev == strings{"handshake_failure:too_large"});
     // Refused once the line passes max_header_line (8 KiB), not at its end.
@@ -656,9 +603,9 @@ TEST_SUITE("limits: opening handshake") {
       strings ev;
       std::size_t largest = 0;
       {
-        largest_allocation track;
+        allocation_scope track;
         ev = feed(cli, resp, clk, 4096);
-        largest = track.get();
+        largest = track.largest();
       }
       CHECK(ev == strings{"handshake_failure:too_large"});
       CHECK(largest < 64 * 1024);
@@ -836,7 +783,7 @@ TEST_SUITE("limits: memory accounting") {
       std::size_t allocations = 0;
       for (int round = 0; round < 101; ++round) {
         std::string in = wire;
-        std::optional<largest_allocation> track;
+        std::optional<allocation_scope> track;
         if (round > 0) track.emplace();
         c.receive(std::as_writable_bytes(std::span(in.data(), in.size())), clk.now);
         while (auto e = c.next_event(clk.now)) {
@@ -868,7 +815,7 @@ TEST_SUITE("limits: memory accounting") {
         // Read in 64 KiB pieces, as a socket delivers it: the frame is
         // assembled in the engine's input buffer, then echoed.
         std::string in = wire;
-        std::optional<largest_allocation> track;
+        std::optional<allocation_scope> track;
         if (round > 0) track.emplace();
         std::size_t echoed = 0;
         for (std::size_t pos = 0; pos < in.size(); pos += 64 * 1024) {
@@ -887,8 +834,8 @@ TEST_SUITE("limits: memory accounting") {
         REQUIRE(!c.consume_output(n));
         CHECK(c.memory().input == 0);
         if (track) {
-          INFO("round " << round << ": largest allocation " << track->get());
-          CHECK(track->get() < 256 * 1024);  // the megabyte buffers came from the pool
+          INFO("round " << round << ": largest allocation " << track->largest());
+          CHECK(track->largest() < 256 * 1024);  // the megabyte buffers came from the pool
         }
       }
       CHECK(pool.memory() >= 2 * one_mib);  // kept there: an input and an output buffer

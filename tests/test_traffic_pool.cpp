@@ -16,6 +16,7 @@
 #include "gust/connection.hpp"
 #include "gust/output_pool.hpp"
 #include "output_queue.hpp"
+#include "support/allocations.hpp"
 #include "support/roles.hpp"
 #include "support/wire.hpp"
 #include "traffic.hpp"
@@ -24,52 +25,8 @@ using namespace gust;
 using namespace gust::test;
 
 namespace {
-// Counts allocations while `counting` is set (operator new is replaced below).
-std::atomic<bool> counting{false};
-std::atomic<std::size_t> allocations{0};
-
-void* counted(std::size_t n) {
-  if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
-  void* p = std::malloc(n ? n : 1);
-  if (!p) std::abort();
-  return p;
-}
-void* counted_aligned(std::size_t n, std::align_val_t al) {
-  if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
-  const std::size_t a = static_cast<std::size_t>(al);
-  void* p = std::aligned_alloc(a, ((n ? n : 1) + a - 1) / a * a);
-  if (!p) std::abort();
-  return p;
-}
-}  // namespace
-
-void* operator new(std::size_t n) { return counted(n); }
-void* operator new[](std::size_t n) { return counted(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return counted(n); }
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return counted(n); }
-void* operator new(std::size_t n, std::align_val_t a) { return counted_aligned(n, a); }
-void* operator new[](std::size_t n, std::align_val_t a) { return counted_aligned(n, a); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-
-namespace {
 
 constexpr std::size_t traffic_size = sizeof(detail::traffic);
-
-struct allocation_count {
-  allocation_count() {
-    allocations = 0;
-    counting = true;
-  }
-  ~allocation_count() { counting = false; }
-  std::size_t get() const { return allocations.load(); }
-};
 
 std::size_t idle_states(output_pool& pool) { return pool.internals().idle_traffic.size(); }
 
@@ -337,7 +294,7 @@ TEST_SUITE("traffic state lent by the output_pool") {
     std::string in = server_wire, cin = client_wire;
     std::size_t allocated = 0;
     for (int round = 0; round < 51; ++round) {
-      std::optional<allocation_count> count;
+      std::optional<allocation_scope> count;
       if (round > 0) count.emplace();  // the first round warms up
       for (auto& srv : servers) {
         std::copy(server_wire.begin(), server_wire.end(), in.begin());
@@ -364,7 +321,7 @@ TEST_SUITE("traffic state lent by the output_pool") {
       std::size_t bytes = 0;
       for (const auto& b : client.pending_output()) bytes += b.size;
       REQUIRE(!client.consume_output(bytes));
-      if (count) allocated += count->get();
+      if (count) allocated += count->count();
     }
     CHECK(allocated == 0);
     CHECK(idle_states(pool) == 1);
@@ -428,7 +385,7 @@ TEST_SUITE("traffic state lent by the output_pool") {
     std::string in = wire;
     std::size_t allocated = 0, echoed = 0;
     for (int round = 0; round < 21; ++round) {
-      std::optional<allocation_count> count;
+      std::optional<allocation_scope> count;
       if (round > 0) count.emplace();
       std::copy(wire.begin(), wire.end(), in.begin());
       own.receive(writable(in), clk.now);
@@ -439,7 +396,7 @@ TEST_SUITE("traffic state lent by the output_pool") {
         ++echoed;
       }
       REQUIRE(!own.consume_output(own.buffered_amount()));
-      if (count) allocated += count->get();
+      if (count) allocated += count->count();
       CHECK(own.memory().state == pooled.memory().state + traffic_size);
     }
     CHECK(echoed == 21);
