@@ -326,6 +326,27 @@ TEST_SUITE("adapters: RFC 6455 5.5.2 ping, keepalive, timeouts") {
     CHECK(c.connection()->state() == state::open);
   }
 
+  ADAPTER_TEST("a deadline that moves later still fires: the keepalive after the open timeout") {
+    // The open timeout's heap entry stands in for the later keepalive
+    // deadline (the loop queues one entry per connection, not one per
+    // move): the ping must still come, at the keepalive's time.
+    auto cfg = echo_config(T::kind);
+    cfg.settings.timeouts.open_timeout = 100ms;
+    cfg.settings.timeouts.ping_interval = 300ms;
+    cfg.settings.timeouts.ping_timeout = 5s;
+    server_thread st(std::move(cfg));
+    REQUIRE(!st.listen_error);
+    raw_peer p(st.port());
+    const auto opened = std::chrono::steady_clock::now();
+    REQUIRE(p.upgrade().rfind("HTTP/1.1 101", 0) == 0);
+    auto ping = p.read_frame(3s);
+    REQUIRE(ping);
+    CHECK(ping->opcode == 9);
+    const auto waited = std::chrono::steady_clock::now() - opened;
+    CHECK(waited >= 250ms);
+    CHECK(waited < 3s);
+  }
+
   ADAPTER_TEST("a peer that never answers pings is closed with 1011 after ping_timeout") {
     std::mutex m;
     std::optional<close_event> seen;

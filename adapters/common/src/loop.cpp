@@ -452,7 +452,13 @@ void loop_base::run_timers() {
     const conn_timer e = conn_timers_.back();
     conn_timers_.pop_back();
     websocket* ws = session(e.slot, e.serial);
-    if (!ws || ws->finished_ || !ws->armed_ || *ws->armed_ != e.t) continue;  // re-armed since
+    if (!ws || ws->finished_ || !ws->armed_) continue;  // disarmed since
+    if (*ws->armed_ > now_) {
+      // Its deadline moved later after this entry was queued (rearm keeps
+      // the earlier entry standing in for it): queue the real one now.
+      push_timer(*ws);
+      continue;
+    }
     ws->armed_.reset();
     if (ws->extra_ && ws->extra_->linger && *ws->extra_->linger <= now_) {
       close_now(*ws);
@@ -481,10 +487,19 @@ void loop_base::rearm(websocket& ws) {
     if (linger && (!d || *linger < *d)) d = linger;
   }
   if (d == ws.armed_) return;
+  // While armed_ holds a deadline, the heap holds an entry for it at or
+  // before that deadline. A deadline that moves later keeps its entry (it
+  // surfaces early and queues the later one, see run_timers): a connection
+  // whose deadline goes from the open timeout to the keepalive, or from one
+  // ping to the next, has one entry, not one per move.
+  const bool covered = ws.armed_ && d && *ws.armed_ <= *d;
   ws.armed_ = d;
-  if (!d) return;
-  // Entries of re-armed deadlines stay in the heap until they surface; past
-  // twice the live count, rebuild it from the live deadlines.
+  if (d && !covered) push_timer(ws);
+}
+
+void loop_base::push_timer(websocket& ws) {
+  // Entries of disarmed or moved deadlines stay in the heap until they
+  // surface; past twice the live count, rebuild it from the live deadlines.
   if (conn_timers_.size() > 2 * sessions_ + 64) {
     conn_timers_.clear();
     for (auto& s : slots_)
@@ -492,7 +507,7 @@ void loop_base::rearm(websocket& ws) {
         conn_timers_.push_back({*s->armed_, s->slot_, s->serial_});
     std::make_heap(conn_timers_.begin(), conn_timers_.end(), std::greater<>());
   }
-  conn_timers_.push_back({*d, ws.slot_, ws.serial_});
+  conn_timers_.push_back({*ws.armed_, ws.slot_, ws.serial_});
   std::push_heap(conn_timers_.begin(), conn_timers_.end(), std::greater<>());
 }
 

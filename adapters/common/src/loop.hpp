@@ -310,6 +310,7 @@ class loop_base {
   void service_turn(websocket& ws);
   void reap();
   void rearm(websocket& ws);
+  void push_timer(websocket& ws);  // queues ws.armed_ on the heap
   void run_timers();
   void run_posted();
   void flush_dirty();
