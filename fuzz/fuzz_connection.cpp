@@ -72,7 +72,9 @@
 //     only when allowed, each errc only when its reason holds);
 //   - output (checked as it is consumed by an independent parser) is valid
 //     for the role: the HTTP head, then frames masked iff client; once
-//     CLOSED nothing new is queued;
+//     CLOSED nothing new is queued; a failure the peer's input causes
+//     drops nothing queued before it (RFC 6455 7.1.7: its close goes
+//     behind the data); the close frame of any failure is the last frame;
 //   - buffered_amount() is bounded by what the application queued since
 //     the queue was last empty plus the engine's own control frames, and
 //     memory() by bounds derived from the limits;
@@ -300,7 +302,10 @@ class driver {
 
   void pull(std::size_t max) {
     for (std::size_t i = 0; i < max; ++i) {
+      const std::size_t queued_before = conn_->buffered_amount();
+      const bool close_sent_before = conn_->state() == state::closing;
       auto ev = conn_->next_event(now_);
+      if (ev) check_failure_kept_output(*ev, queued_before, close_sent_before);
       if (!ev) {
         keep_.release();
         // A request waiting for its answer holds the input (the
@@ -310,6 +315,20 @@ class driver {
       }
       on_event(*ev);
     }
+  }
+
+  // The peer's bad input must not cost the frames queued before it: the
+  // close goes behind them, so the queue grows by exactly the close frame
+  // (nothing, if ours went out already). Each ping is its own event, so no
+  // pong is replaced (in place, at another size) inside the call that fails.
+  void check_failure_kept_output(const event& ev, std::size_t queued_before, bool close_sent_before) {
+    const auto* c = std::get_if<close_event>(&ev);
+    if (!c || c->cause != close_cause::protocol_error) return;
+    const std::size_t close_frame = (client_ ? 6 : 2) + 2 + std::min<std::size_t>(c->reason.size(), 123);
+    const std::size_t expected = queued_before + (close_sent_before ? 0 : close_frame);
+    FUZZ_CHECK_MSG(conn_->buffered_amount() == expected,
+                   "a protocol failure changed the queue from " + std::to_string(queued_before) + " to " +
+                       std::to_string(conn_->buffered_amount()) + " bytes, not " + std::to_string(expected));
   }
 
   // A request_event the application has not answered yet (a failure or a
@@ -724,8 +743,11 @@ class driver {
         else FUZZ_CHECK(out_->close_code() == c.code);
       }
       if (!we_sent_first && (c.cause == close_cause::protocol_error || c.cause == close_cause::keepalive_timeout ||
-                             c.cause == close_cause::failed_locally))
+                             c.cause == close_cause::failed_locally)) {
         FUZZ_CHECK_MSG(out_->close_sent() && out_->close_code() == c.code, "the failure's close frame");
+        // 5.5.1: data may go before it, nothing after (CLOSED queues no pong).
+        FUZZ_CHECK_MSG(out_->frames().back().opcode == 0x8, "a frame after the failure's close frame");
+      }
       if (c.cause == close_cause::eof && !we_sent_first) FUZZ_CHECK(!out_->close_sent());
     }
     if (!ever_open_) FUZZ_CHECK(out_->frames().empty());

@@ -549,6 +549,17 @@ conn = {
                                        .fragment(b"a" * 40).fragment(b"b" * 40, fin=True).send(b"c" * 100, shared=True).consume()),
     "client-deflate-small-windows": (client(0x08, deflate=0x2B), Ops().handshake(0x04).deliver()
                                      .frame(FIN | 0x40 | TEXT, deflate_raw(b"windowed", 9)).deliver().send(b"w" * 250).consume()),
+    # The peer's bad input after a message the application answers, all in
+    # one delivery: the answer must stay queued ahead of the failure's close.
+    "server-reply-kept-on-invalid-utf8": (server(), S().frame(FIN | TEXT, b"Hello").frame(FIN | TEXT, b"ok \xff")
+                                          .deliver(pull=False).pull(1).send(b"Hello").pull().consume()),
+    "server-reply-kept-on-reserved-opcode": (server(), S().frame(FIN | TEXT, b"Hello").frame(FIN | 0x3, b"x")
+                                             .deliver(pull=False).pull(1).send(b"Hello").pull().consume()),
+    "server-reply-kept-on-corrupt-deflate": (server(0x08), Ops().handshake(0x02).deliver().accept().pull()
+                                             .frame(FIN | TEXT, b"Hello").frame(FIN | 0x40 | TEXT, b"\xff\xff")
+                                             .deliver(pull=False).pull(1).send(b"Hello").pull().consume()),
+    "client-reply-kept-on-too-big": (client(limits=(100, 0, 255, 255)), C().frame(FIN | TEXT, b"Hello").frame(FIN | BINARY, b"x" * 101)
+                                     .deliver(pull=False).pull(1).fragment(b"half ").send(b"Hello").pull().consume()),
     "client-deflate-bomb-partial": (client(0x0A, limits=(60000, 0, 255, 255)), Ops().handshake(0x02).deliver()
                                     .raw(frame(FIN | 0x40 | TEXT, BOMB, False)).deliver(40).deliver().consume()),
 }

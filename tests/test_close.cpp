@@ -349,8 +349,8 @@ TEST_SUITE("RFC 6455 7.1.1 closing the connection") {
   }
 
   TEST_CASE("fail() drops queued data that has not started") {
-    // connection.hpp: close frames the engine sends itself go out right
-    // after the frame being written; unsent data is dropped (5.5.1).
+    // connection.hpp: fail() sends its close right after the frame being
+    // written; unsent data is dropped (5.5.1: no data after a close).
     both_roles({}, [](connection& c, virtual_clock& clk, bool) {
       REQUIRE(!c.send_text("queued 1"));
       REQUIRE(!c.send_text("queued 2"));
@@ -498,21 +498,25 @@ TEST_SUITE("RFC 6455 5.4 control frames between fragments") {
     });
   }
 
-  TEST_CASE("a protocol failure's close goes out after the frame being written") {
+  TEST_CASE("a protocol failure's close goes out after the data already queued") {
+    // The peer's bad input must not cost what the application queued
+    // before it (connection.hpp, fail()): the whole message, then the close.
     gust::settings s;
     s.max_send_frame_size = frame_payload;
     both_roles(s, [](connection& c, virtual_clock& clk, bool server) {
-      (void)queue_big(c);
+      const std::string payload = queue_big(c);
       std::string written = take_exactly(c, frame_size(c) + 1);
       // A reserved opcode: 1002.
       auto ev = feed(c, peer_frame(server, 0x83, ""), clk);
       REQUIRE(ev.size() == 1);
       CHECK(ev[0].rfind("close:1002:", 0) == 0);
+      CHECK(c.transport_should_close());
       written += take_output(c);
       auto frames = parse_frames(written);
-      REQUIRE(frames.size() == 3);
-      CHECK(frames[2].opcode == 0x8);
-      CHECK(frames[2].payload.substr(0, 2) == close_payload(1002).substr(0, 2));
+      REQUIRE(frames.size() == 65);
+      check_message(frames, 0, 64, payload);
+      CHECK(frames[64].opcode == 0x8);
+      CHECK(frames[64].payload.substr(0, 2) == close_payload(1002).substr(0, 2));
     });
   }
 }

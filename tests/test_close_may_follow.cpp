@@ -1,7 +1,9 @@
 // connection::close_may_follow(): whether the input not processed yet may
-// hold a frame whose processing drops the output still queued. Adapters
-// write their output early when it says yes, so it must never say no when
-// such a frame is there; saying yes needlessly only costs a write.
+// hold a close or a frame that fails the connection. Adapters write their
+// output early when it says yes, so the answers before it are on the wire
+// before the connection ends (the engine no longer drops them either: see
+// test_fail_keeps_replies.cpp). It must never say no when such a frame is
+// there; saying yes needlessly only costs a write.
 #include <doctest.h>
 
 #include <string>

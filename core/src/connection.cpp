@@ -11,9 +11,10 @@
 //      frame and wait for the peer's (7.1.2), at most close_timeout.
 //   4. OPEN or CLOSING -> CLOSED: the peer's close frame arrives (we echo it
 //      if we had not sent one, 5.5.1), or the connection fails: a protocol
-//      violation by the peer (7.1.7, we send 1002/1007/1009 first), fail()
-//      by the application, a keepalive pong that does not come (1011), a
-//      close_timeout, or EOF. Exactly one close_event.
+//      violation by the peer (7.1.7, we send 1002/1007/1009 first, behind
+//      the frames already queued), fail() by the application or a keepalive
+//      pong that does not come (1011; both send their close at once and drop
+//      unsent data), a close_timeout, or EOF. Exactly one close_event.
 //   5. CLOSED is final: further input is discarded (5.5.1 "after sending a
 //      Close frame, the endpoint MUST NOT send any more data frames"; data
 //      after the peer's close is ignored) and nothing but already queued
@@ -536,10 +537,13 @@ struct connection::impl {
     } while (pos < data.size());
   }
 
-  // `urgent`: a close that fails the connection goes out after the frame
-  // being written, and unsent data is dropped (5.5.1: no data frames after
-  // a close). The application's close() and the echo of the peer's close
-  // are not urgent: they follow what was queued before them.
+  // Where the close frame goes. Not urgent (the application's close(), the
+  // echo of the peer's close, a failure the peer's input caused): at the
+  // back, after every frame queued before it, so replies the application
+  // queued to earlier valid messages still reach the peer. `urgent` (fail(),
+  // the keepalive timeout): after the frame being written, and unsent data
+  // is dropped. Either way no data frame follows the close (5.5.1): the
+  // sends refuse once the state leaves OPEN.
   void queue_close(std::uint16_t code, std::string_view reason, bool urgent) {
     std::array<std::byte, 2 + max_close_reason> payload;
     std::size_t n = 0;
@@ -690,16 +694,21 @@ struct connection::impl {
   }
 
   // RFC 6455 7.1.7 _Fail the WebSocket Connection_: send a close frame if we
-  // still may, stop reading, close the transport.
-  void fail_connection(std::uint16_t code, std::string_view reason, close_cause why) {
-    if (!close_sent) queue_close(code, reason, true);
+  // still may, stop reading, close the transport. `urgent`: see queue_close.
+  void fail_connection(std::uint16_t code, std::string_view reason, close_cause why, bool urgent) {
+    if (!close_sent) queue_close(code, reason, urgent);
     end_connection(code, reason, false, false, why);
     transport_close = true;
     drop_input();
   }
 
+  // The peer's input broke a rule or a limit. What the application queued
+  // before is valid and was promised to the peer: its close goes after it
+  // (bad input must not cost the answers to good input). A peer that does
+  // not read is bounded by the transport's close (transport_should_close()
+  // is set at once; the adapters give the output close_timeout to drain).
   event protocol_fail(std::uint16_t code, std::string_view reason) {
-    fail_connection(code, reason, close_cause::protocol_error);
+    fail_connection(code, reason, close_cause::protocol_error, false);
     return close_event_now();
   }
 
@@ -1281,7 +1290,10 @@ struct connection::impl {
       case gust::state::open:
         if (due(pong_deadline)) {
           // Keepalive: "fail with 1011 when the pong does not come".
-          fail_connection(close_code::internal_error, "keepalive ping timeout", close_cause::keepalive_timeout);
+          // Urgent: a peer that stopped answering will not read megabytes
+          // of queued data either; the close should not wait behind them.
+          fail_connection(close_code::internal_error, "keepalive ping timeout", close_cause::keepalive_timeout,
+                          true);
           defer(deferred::close);
           return;
         }
@@ -1601,7 +1613,10 @@ void connection::fail(time_point now, std::uint16_t code, std::string_view reaso
       return;
     case gust::state::open:
     case gust::state::closing:
-      c.fail_connection(code, reason, close_cause::failed_locally);
+      // Urgent, as documented: the application fails the connection to
+      // stop it now (the adapters' hard output limit among others), not to
+      // have what it queued sent first.
+      c.fail_connection(code, reason, close_cause::failed_locally, true);
       c.defer(deferred::close);
       return;
     case gust::state::closed:

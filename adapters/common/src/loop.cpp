@@ -632,10 +632,10 @@ void loop_base::pump_events(websocket& ws) {
     }
     // Messages are most events: delivered here, not through dispatch's visit.
     deliver_message(ws, *msg);
-    // A frame that fails the connection sends its close at once and drops
-    // the data not yet handed to the socket (RFC 6455 7.1.7), so the answer
-    // to a message just before it (an echo, a response) would be lost.
-    // When one may follow in what was read, write now.
+    // When a close or a failing frame may follow in what was read, write
+    // now, so the answers to the messages before it are on the wire before
+    // the connection ends. (The core no longer needs it to keep them: its
+    // close for the peer's bad input goes behind the data already queued.)
     if (!ws.finished_ && ws.conn_->buffered_amount() > 0 && ws.conn_->close_may_follow())
       backend_write(ws);
   }

@@ -96,12 +96,13 @@ class connection {
   std::optional<event> next_event(time_point now);
 
   /// Whether the input not processed yet may hold a close frame or a frame
-  /// that fails the connection. Failing sends its close frame at once and
-  /// drops the data still queued (RFC 6455 7.1.7), so a caller that wants
-  /// its answers to the messages before such a frame delivered (an echo,
-  /// Autobahn's strict outcome) writes its output first when this is true.
-  /// Each frame header is read once per input buffer; true when the engine
-  /// cannot tell (a frame cut by the end of the input is looked at later).
+  /// that fails the connection. Not needed to keep data: a failure the
+  /// peer's input causes queues its close frame after the frames already
+  /// queued (see fail()). A caller may still write its output early when
+  /// this is true, so the answers to the messages before such a frame are on
+  /// the wire before the connection ends. Each frame header is read once per
+  /// input buffer; true when the engine cannot tell (a frame cut by the end
+  /// of the input is looked at later).
   bool close_may_follow() const noexcept;
 
   // ---- output ------------------------------------------------------------
@@ -167,15 +168,27 @@ class connection {
   /// 1005 to send a close frame without a code); reason at most 123 bytes,
   /// UTF-8. The close frame follows the messages already queued, so a
   /// send_text() then close() delivers the text; so does the engine's answer
-  /// to the peer's close. (The close of a failed connection goes out right
-  /// after the frame being written; unsent data is dropped, as RFC 6455
-  /// 5.5.1 allows no data after a close.)
+  /// to the peer's close, and the close the engine sends when the peer's
+  /// input fails the connection (see fail() for the one that drops data).
+  /// Once a close frame is queued (the state leaves OPEN), send_*, ping(),
+  /// pong() and close() return errc::invalid_state: RFC 6455 5.5.1 allows no
+  /// data after a close.
   [[nodiscard]] std::error_code close(time_point now,
                                       std::uint16_t code = close_code::normal,
                                       std::string_view reason = {});
   /// Fails the connection (RFC 6455 7.1.7): sends a close frame with `code`
   /// if still possible, discards further input and asks for the transport to
-  /// be closed.
+  /// be closed. The close goes out right after the frame being written (a
+  /// frame is never cut); data frames not yet started are dropped, control
+  /// frames already queued stay. This is what fail() is for: stopping now.
+  /// The engine's own failures differ by cause. When the peer's input fails
+  /// the connection (1002, 1007, 1009: a broken rule, invalid UTF-8,
+  /// corrupt compressed data, a size or fragment limit; 1011 when inflating
+  /// it runs out of memory), every frame queued before stays and the close
+  /// frame follows them, then nothing; a fragmented message of ours may so
+  /// be left unfinished. A keepalive timeout (1011) drops unsent data as
+  /// fail() does. Either way transport_should_close() turns true at once:
+  /// write pending_output() first, bounded by a timeout, as for any close.
   void fail(time_point now, std::uint16_t code = close_code::internal_error,
             std::string_view reason = {});
 
