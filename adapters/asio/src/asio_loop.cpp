@@ -29,12 +29,13 @@
 //
 // The facade hands sockets around as descriptors (open_listener, the
 // client's connect): listeners are Asio acceptors, connections stay plain
-// descriptors in the inner set; the EMFILE reserve-descriptor handling is
-// the epoll adapter's.
-#include <fcntl.h>
+// descriptors in the inner set. The connection sockets' handling (reads,
+// writes, EPOLLOUT, the ready list) and the accept loop with its EMFILE
+// reserve descriptor are epoll_sockets.hpp's, shared with the epoll adapter;
+// what is this file's is how they are waited on and when the ready list
+// and listeners are served (posted completions).
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <asio/any_io_executor.hpp>
@@ -46,27 +47,20 @@
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
-#include <cerrno>
-#include <climits>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
 #include <thread>
 #include <system_error>
 
+#include "epoll_sockets.hpp"
 #include "gust/asio_loop.hpp"
-#include "loop.hpp"
 
 namespace gust::detail {
 namespace {
 
-constexpr std::size_t read_buffer_size = 256 * 1024;
-constexpr int read_budget = 8;      // full reads per connection per turn
-constexpr int max_events = 256;     // inner epoll events per completion
-constexpr int accept_budget = 256;  // accepts per listener per completion
-constexpr int max_writes = 64;      // sendmsg calls per connection per service
-constexpr int poll_batch = 1024;    // handlers per backend_poll, so timers and
-                                    // the flush list are not starved
+constexpr int poll_batch = 1024;  // handlers per backend_poll, so timers and
+                                  // the flush list are not starved
 
 using gacceptor = ::asio::basic_socket_acceptor<::asio::generic::stream_protocol>;
 
@@ -77,33 +71,19 @@ using gacceptor = ::asio::basic_socket_acceptor<::asio::generic::stream_protocol
   return {family, family == AF_UNIX ? 0 : IPPROTO_TCP};
 }
 
-// A connection's socket state is the facade's transport_state, inline in
-// its websocket: handle is the socket, out_armed says EPOLLOUT is
-// registered in the inner set, hangup that EPOLLRDHUP/HUP/ERR was seen.
-
-struct listener {
+struct listener : listener_state {
   std::unique_ptr<gacceptor> acc;
-  loop_base::accept_fn on_accept;
-  logger log;
-  counters* ctr = nullptr;
-  bool active = false;
   bool armed = false;
-  time_point last_log{};
 };
 
-class asio_loop final : public loop_base {
+class asio_loop final : public epoll_sockets<asio_loop> {
  public:
   asio_loop()
-      : loop_base(gust::adapter::asio),
+      : epoll_sockets(gust::adapter::asio),
         ioc_(std::make_unique<::asio::io_context>(1)),
         ex_(ioc_->get_executor()),
         work_(std::make_unique<work_guard>(ioc_->get_executor())),
         timer_(std::make_unique<::asio::steady_timer>(ex_)) {
-    reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    rbuf_ = std::make_unique_for_overwrite<std::byte[]>(read_buffer_size);
-    const int ep = ::epoll_create1(EPOLL_CLOEXEC);
-    if (ep < 0) throw std::system_error(last_error(), "gust asio: epoll_create1");
-    ep_ = ep;
     if (const char* env = std::getenv("GUST_ASIO_THREADS"); env && std::atoi(env) > 1) start_pool(std::atoi(env));
     ep_wait_ = std::make_unique<::asio::posix::stream_descriptor>(ex_, ep_);
   }
@@ -130,11 +110,11 @@ class asio_loop final : public loop_base {
       t.handle = -1;
     }
     listeners_.clear();
-    ep_wait_.reset();  // closes the inner epoll set
+    ep_wait_->release();  // the inner set is closed by epoll_sockets
+    ep_wait_.reset();
     timer_.reset();
     tracked_ = ::asio::any_io_executor();
     work_.reset();
-    if (reserve_fd_ >= 0) ::close(reserve_fd_);
   }
 
   // ---- attached mode ---------------------------------------------------------
@@ -236,76 +216,19 @@ class asio_loop final : public loop_base {
   // ---- connections -----------------------------------------------------------
 
   void backend_attach(websocket& ws, int fd, bool connecting) override {
-    transport_state& t = tx(ws);
-    t.handle = fd;
-    t.connecting = connecting;
-    t.out_armed = connecting;
-    ++watched_;  // until backend_close, even if the next line fails
-    const std::uint32_t ev = EPOLLIN | EPOLLRDHUP | EPOLLET | (connecting ? std::uint32_t(EPOLLOUT) : 0u);
-    if (!ctl(EPOLL_CTL_ADD, fd, ev, token(ws))) {
-      on_transport_error(ws, last_error());
-      return;
-    }
-    arm_events();
-  }
-
-  bool backend_write(websocket& ws) override {
-    transport_state& t = tx(ws);
-    if (t.connecting || t.blocked || t.handle < 0) return true;
-    connection& c = ws.core();
-    for (int round = 0; round < max_writes; ++round) {
-      auto out = c.pending_output();
-      if (out.empty()) break;
-      msghdr msg{};
-      msg.msg_iov = const_cast<iovec*>(reinterpret_cast<const iovec*>(out.data()));
-      msg.msg_iovlen = std::min<std::size_t>(out.size(), IOV_MAX);
-      const ssize_t n = ::sendmsg(t.handle, &msg, MSG_NOSIGNAL);
-      if (n > 0) {
-        (void)c.consume_output(static_cast<std::size_t>(n));
-        counters::bump(ctr(ws)->bytes_out, static_cast<std::uint64_t>(n));
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        t.blocked = true;
-        if (!t.out_armed) {
-          t.out_armed = true;
-          (void)ctl(EPOLL_CTL_MOD, t.handle, EPOLLIN | EPOLLRDHUP | EPOLLET | EPOLLOUT, token(ws));
-        }
-        return true;
-      }
-      on_transport_error(ws, last_error());
-      return false;
-    }
-    if (c.buffered_amount() == 0) {
-      if (t.out_armed) {
-        t.out_armed = false;
-        (void)ctl(EPOLL_CTL_MOD, t.handle, EPOLLIN | EPOLLRDHUP | EPOLLET, token(ws));
-      }
-    } else {
-      mark_dirty(ws);  // more than max_writes rounds: go on after the others
-    }
-    return true;
-  }
-
-  void backend_resume_read(websocket& ws) override { push_ready(ws); }
-
-  void backend_shutdown_write(websocket& ws) override {
-    transport_state& t = tx(ws);
-    if (t.handle >= 0) ::shutdown(t.handle, SHUT_WR);
+    ++watched_;  // until backend_close, even if adding it fails
+    if (attach_socket(ws, fd, connecting)) arm_events();
   }
 
   void backend_close(websocket& ws) override {
-    transport_state& t = tx(ws);
-    if (t.handle < 0) return;
-    ::close(t.handle);  // also leaves the inner set: the descriptor is not shared
-    t.handle = -1;
+    if (!close_socket(ws)) return;
     // The last one: no wait left outstanding, so an attached loop's
     // executor can run out of work as before.
     if (--watched_ == 0 && events_armed_) ep_wait_->cancel();
   }
 
  private:
+  friend class epoll_sockets<asio_loop>;
   using work_guard = ::asio::executor_work_guard<::asio::io_context::executor_type>;
 
   // Every completion: refresh the clock (and, attached, claim the loop for
@@ -413,17 +336,6 @@ class asio_loop final : public loop_base {
     });
   }
 
-  static std::uint64_t token(websocket& ws) {
-    return (std::uint64_t(serial_of(ws)) << 32) | slot_of(ws);
-  }
-
-  bool ctl(int op, int fd, std::uint32_t events, std::uint64_t tok) {
-    epoll_event ev{};
-    ev.events = events;
-    ev.data.u64 = tok;
-    return ::epoll_ctl(ep_, op, fd, &ev) == 0;
-  }
-
   // One Asio wait on the inner set while any connection is in it.
   void arm_events() {
     if (events_armed_ || watched_ == 0) return;
@@ -450,84 +362,22 @@ class asio_loop final : public loop_base {
     epoll_event evs[max_events];
     int n = ::epoll_wait(ep_, evs, max_events, 0);
     if (n < 0) n = 0;  // EINTR
-    for (int i = 0; i < n; ++i) {
-      const std::uint64_t tok = evs[i].data.u64;
-      websocket* ws = session(static_cast<std::uint32_t>(tok), static_cast<std::uint32_t>(tok >> 32));
-      if (!ws || finished(*ws) || tx(*ws).handle < 0) continue;
-      on_event(*ws, evs[i].events);
-    }
+    dispatch_events(evs, n);
   }
 
-  void on_event(websocket& ws, std::uint32_t events) {
-    transport_state& t = tx(ws);
-    if (t.connecting) {
-      if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
-      int err = 0;
-      socklen_t len = sizeof err;
-      if (::getsockopt(t.handle, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-      t.connecting = false;
-      t.out_armed = false;
-      if (!err) (void)ctl(EPOLL_CTL_MOD, t.handle, EPOLLIN | EPOLLRDHUP | EPOLLET, token(ws));
-      on_connected(ws, err ? std::error_code(err, std::system_category()) : std::error_code());
-      if (!err && !finished(ws)) read_some(ws);
-      return;
-    }
-    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) t.hangup = true;
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) read_some(ws);
-    if ((events & EPOLLOUT) && !finished(ws) && t.handle >= 0) {
-      t.blocked = false;
-      on_writable(ws);
-    }
-  }
-
-  // Connections with input left after their budget, or whose reading
-  // resumed: served by one posted completion, after what is queued now.
-  void push_ready(websocket& ws) {
-    transport_state& t = tx(ws);
-    if (t.handle < 0 || t.on_ready) return;
-    t.on_ready = true;
-    ready_.push_back(token(ws));
+  // epoll_sockets' hook: connections with input left after their budget,
+  // or whose reading resumed, are served by one posted completion, after
+  // what is queued now.
+  void ready_pending() {
     if (ready_posted_) return;
     ready_posted_ = true;
     ::asio::post(ex_, [this, alive = alive_] {
       if (!*alive) return;
       ready_posted_ = false;
       enter();
-      std::vector<std::uint64_t> batch;
-      batch.swap(ready_);
-      for (std::uint64_t tok : batch) {
-        websocket* ws = session(static_cast<std::uint32_t>(tok), static_cast<std::uint32_t>(tok >> 32));
-        if (!ws || finished(*ws) || tx(*ws).handle < 0) continue;
-        tx(*ws).on_ready = false;
-        read_some(*ws);
-      }
+      serve_ready();
       leave();
     });
-  }
-
-  void read_some(websocket& ws) {
-    transport_state& t = tx(ws);
-    for (int i = 0; i < read_budget; ++i) {
-      if (finished(ws) || t.handle < 0 || t.connecting) return;
-      if (paused(ws) || !has_core(ws)) return;  // resume_reading() puts it on the ready list
-      const ssize_t n = ::read(t.handle, rbuf_.get(), read_buffer_size);
-      if (n > 0) {
-        on_input(ws, {rbuf_.get(), static_cast<std::size_t>(n)});
-        // A short read emptied the socket; with a hangup pending, read on
-        // to see the end of stream (edge triggering will not say it again).
-        if (std::size_t(n) < read_buffer_size && !t.hangup) return;
-        continue;
-      }
-      if (n == 0) {
-        on_eof(ws);
-        return;
-      }
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-      on_transport_error(ws, last_error());
-      return;
-    }
-    if (!finished(ws)) push_ready(ws);  // budget used up: more after the others
   }
 
   // ---- accepting ---------------------------------------------------------------
@@ -548,63 +398,25 @@ class asio_loop final : public loop_base {
 
   void accept_all(std::size_t li) {
     if (li >= listeners_.size() || !listeners_[li].active) return;
-    for (int k = 0; k < accept_budget; ++k) {
-      listener& l = listeners_[li];
-      if (!l.active) return;
-      sockaddr_storage ss{};
-      socklen_t len = sizeof ss;
-      const int fd = ::accept4(l.acc->native_handle(), reinterpret_cast<sockaddr*>(&ss), &len,
-                               SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd >= 0) {
-        l.on_accept(*this, fd, reinterpret_cast<sockaddr*>(&ss), len);
-        continue;
-      }
-      const int err = errno;
-      switch (err) {
-        case EINTR:
-        case ECONNABORTED:
-        case EPROTO:
-          continue;
-        case EAGAIN:
-#if EAGAIN != EWOULDBLOCK
-        case EWOULDBLOCK:
-#endif
-          arm_accept(li);
-          return;
-        case EMFILE:
-        case ENFILE:
-          accept_error(l, err);
-          if (reserve_fd_ >= 0) {
-            // Refuse this one visibly instead of leaving it pending: free
-            // the reserve, accept, close, take the reserve back.
-            ::close(reserve_fd_);
-            const int x = ::accept4(l.acc->native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
-            if (x >= 0) ::close(x);
-            reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-            if (x >= 0) continue;
-          }
-          retry_accept_later(li);
-          return;
-        default:  // ENOBUFS, ENOMEM, ...: try again shortly
-          accept_error(l, err);
-          retry_accept_later(li);
-          return;
-      }
+    switch (accept_from(listeners_, li, listeners_[li].acc->native_handle())) {
+      case accept_stop::drained:
+        arm_accept(li);
+        return;
+      case accept_stop::budget:  // the rest after the others
+        ::asio::post(ex_, [this, alive = alive_, li] {
+          if (!*alive) return;
+          enter();
+          accept_all(li);
+          leave();
+        });
+        return;
+      case accept_stop::later:
+        call_at(now_ + std::chrono::milliseconds(100), [this, li] { accept_all(li); },
+                /*keep_alive=*/false);
+        return;
+      case accept_stop::closed:
+        return;
     }
-    // Budget used up: the rest after the others.
-    ::asio::post(ex_, [this, alive = alive_, li] {
-      if (!*alive) return;
-      enter();
-      accept_all(li);
-      leave();
-    });
-  }
-
-  void accept_error(listener& l, int err) { report_accept_error(l.log, l.ctr, now_, l.last_log, err); }
-
-  void retry_accept_later(std::size_t li) {
-    call_at(now_ + std::chrono::milliseconds(100), [this, li] { accept_all(li); },
-            /*keep_alive=*/false);
   }
 
   std::shared_ptr<std::atomic<bool>> alive_ = std::make_shared<std::atomic<bool>>(true);
@@ -625,15 +437,12 @@ class asio_loop final : public loop_base {
   std::unique_ptr<::asio::steady_timer> timer_;
   std::optional<time_point> timer_at_;
   ::asio::any_io_executor tracked_;  // attached: keeps the user's run() going
-  int reserve_fd_ = -1;
-  std::unique_ptr<std::byte[]> rbuf_;
   std::vector<listener> listeners_;
-  // The inner epoll set (owned by ep_wait_ once it exists).
-  int ep_ = -1;
+  // Asio's wait on the inner epoll set (epoll_sockets::ep_, which it does
+  // not own: released before it goes).
   std::unique_ptr<::asio::posix::stream_descriptor> ep_wait_;
   bool events_armed_ = false;
   std::size_t watched_ = 0;  // connections in the inner set
-  std::vector<std::uint64_t> ready_;
   bool ready_posted_ = false;
 };
 
