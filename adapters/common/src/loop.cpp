@@ -631,13 +631,10 @@ void loop_base::pump_events(websocket& ws) {
       continue;
     }
     // Messages are most events: delivered here, not through dispatch's visit.
+    // No early write when a close or a failing frame may follow: the core's
+    // close goes behind the answers already queued, so one write per batch
+    // still delivers them.
     deliver_message(ws, *msg);
-    // When a close or a failing frame may follow in what was read, write
-    // now, so the answers to the messages before it are on the wire before
-    // the connection ends. (The core no longer needs it to keep them: its
-    // close for the peer's bad input goes behind the data already queued.)
-    if (!ws.finished_ && ws.conn_->buffered_amount() > 0 && ws.conn_->close_may_follow())
-      backend_write(ws);
   }
   // Stopped early: the rest of the loop's read buffer is still lent to the
   // core; prepare() makes it keep its own copy before the buffer is reused.
