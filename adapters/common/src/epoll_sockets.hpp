@@ -190,7 +190,10 @@ class epoll_sockets : public loop_base {
   /// Serves what is on the ready list now (what goes on it meanwhile waits
   /// for the next call).
   void serve_ready() {
+    // Two lists that trade places keep their storage: a connection paused
+    // and resumed by backpressure on every message does not allocate.
     std::vector<std::uint64_t> batch;
+    batch.swap(ready_spare_);
     batch.swap(ready_);
     for (std::uint64_t tok : batch) {
       const auto serial = static_cast<std::uint32_t>(tok >> 32);
@@ -204,6 +207,8 @@ class epoll_sockets : public loop_base {
         read_some(*ws);
       }
     }
+    batch.clear();
+    ready_spare_.swap(batch);
   }
 
   /// Puts an adapter token (serial 0) on the ready list.
@@ -266,6 +271,7 @@ class epoll_sockets : public loop_base {
 
   int ep_ = -1;
   std::vector<std::uint64_t> ready_;  // tokens, served by serve_ready()
+  std::vector<std::uint64_t> ready_spare_;  // the other list, empty
 
  private:
   Loop& self() noexcept { return static_cast<Loop&>(*this); }

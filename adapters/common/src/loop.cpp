@@ -554,7 +554,9 @@ void loop_base::mark_dirty(websocket& ws) {
 }
 
 void loop_base::flush_dirty() {
+  // The two lists trade places and keep their storage (see dirty_spare_).
   std::vector<websocket*> batch;
+  batch.swap(dirty_spare_);
   for (int rounds = 0; !dirty_.empty() && rounds < 64; ++rounds) {
     batch.swap(dirty_);
     for (websocket* ws : batch) {
@@ -563,6 +565,7 @@ void loop_base::flush_dirty() {
     }
     batch.clear();
   }
+  dirty_spare_.swap(batch);
 }
 
 gust::settings loop_base::pooled(const gust::settings& s) {

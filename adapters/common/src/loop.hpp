@@ -326,6 +326,9 @@ class loop_base {
   std::size_t sessions_ = 0;
   std::vector<websocket*> open_;
   std::vector<websocket*> dirty_;
+  // Empty, with storage: flush_dirty() swaps it in, so marking a
+  // connection dirty on every message does not allocate.
+  std::vector<websocket*> dirty_spare_;
   std::vector<websocket*> finished_;
 
   struct conn_timer {
