@@ -46,6 +46,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "compact.hpp"
@@ -156,9 +157,11 @@ struct connection::impl {
     if (!cfg().output_pool) t = make_traffic();
   }
 
-  // Fields in order of size, so that no padding sits between them: an idle
-  // connection's memory is mostly this struct (and what it keeps of the
-  // opening handshake). What few connections need lives behind `more`.
+  // Fields laid out so that no padding sits between them (the 8-byte ones,
+  // then `head`, whose tail padding the one-byte fields fill, then the 2-
+  // and 4-byte ones): an idle connection's memory is mostly this struct
+  // (and what it keeps of the opening handshake). What few connections need
+  // lives behind `rare`.
 
   // ---- traffic -----------------------------------------------------------
   // Input, the message being received, output: only while bytes are in
@@ -187,9 +190,20 @@ struct connection::impl {
     std::optional<detail::response_parser> resp_parser;
     handshake_failure failure;
   };
-  std::unique_ptr<handshake_state> hs = std::make_unique<handshake_state>();
-  std::unique_ptr<http::request> kept_request;
-  std::unique_ptr<http::response> kept_response;
+  // Until open, and after a failed handshake (for its event), the
+  // handshake's working state; once open, the request a server keeps (none
+  // once released) or the response a client keeps. Declared with the small
+  // fields below, whose bytes sit in its tail padding.
+  using head_slot = std::variant<std::monostate, std::unique_ptr<handshake_state>, std::unique_ptr<http::request>,
+                                 std::unique_ptr<http::response>>;
+  template <class T>
+  T* head_as() const noexcept {
+    const auto* p = std::get_if<std::unique_ptr<T>>(&head);
+    return p ? p->get() : nullptr;
+  }
+  handshake_state* hs() const noexcept { return head_as<handshake_state>(); }
+  http::request* kept_request() const noexcept { return head_as<http::request>(); }
+  http::response* kept_response() const noexcept { return head_as<http::response>(); }
 
   // ---- what few connections need -----------------------------------------
   // Made by the first call that needs it (more()): a subprotocol or an
@@ -248,12 +262,10 @@ struct connection::impl {
   time_point last_now{};
   detail::optional_duration rtt;
 
-  std::uint32_t keepalive_seq = 0;  // the keepalive ping's payload, big-endian
-  // What the kept request or response holds, measured once when kept (it
-  // never changes after): memory() runs after every batch of I/O.
-  std::uint32_t kept_bytes = 0;
-
-  std::uint16_t close_code_ev = close_code::abnormal;
+  // ---- opening handshake, then what is kept of it (see head_slot) ----------
+  // [[no_unique_address]]: the variant is 16 bytes, 9 of them data; the
+  // fields declared after it start in the other 7 (GCC and Clang).
+  [[no_unique_address]] head_slot head{std::make_unique<handshake_state>()};
 
   // ---- state -------------------------------------------------------------
   gust::role role;
@@ -289,6 +301,13 @@ struct connection::impl {
   bool close_received : 1 = false;
   bool close_clean : 1 = false;
   bool close_by_peer : 1 = false;
+
+  std::uint16_t close_code_ev = close_code::abnormal;
+
+  std::uint32_t keepalive_seq = 0;  // the keepalive ping's payload, big-endian
+  // What the kept request or response holds, measured once when kept (it
+  // never changes after): memory() runs after every batch of I/O.
+  std::uint32_t kept_bytes = 0;
 
   // =========================================================================
   // Traffic state: borrowed while bytes are in flight
@@ -605,18 +624,18 @@ struct connection::impl {
   static std::size_t heap(const detail::small_string& x) noexcept { return x.heap(); }
   void measure_kept() noexcept {
     std::size_t n = 0;
-    if (kept_request) {
-      const http::request& r = *kept_request;
+    if (const http::request* kept = kept_request()) {
+      const http::request& r = *kept;
       n += sizeof(http::request) + heap(r.method) + heap(r.target) + r.headers.size() * 2 * sizeof(std::string);
       for (const auto& f : r.headers) n += heap(f.name) + heap(f.value);
     }
-    if (kept_response) n += sizeof(http::response) + kept_response->body.capacity();
+    if (const http::response* kept = kept_response()) n += sizeof(http::response) + kept->body.capacity();
     // (Bounded by max_handshake_size and the response limits.)
     kept_bytes = static_cast<std::uint32_t>(n);
   }
   std::size_t state_memory() const noexcept {
     std::size_t n = sizeof(impl) + kept_bytes;
-    if (hs) n += sizeof(handshake_state);
+    if (hs()) n += sizeof(handshake_state);
     if (shared_cfg.use_count() == 1) n += sizeof(gust::settings);  // ours alone
     if (rare) {
       const rare_state& x = *rare;
@@ -771,7 +790,7 @@ struct connection::impl {
 
   void handshake_fail(handshake_error e, std::string_view detail_text,
                       std::optional<http::response> response = std::nullopt) {
-    hs->failure = handshake_failure{e, std::string(detail_text), std::move(response)};
+    hs()->failure = handshake_failure{e, std::string(detail_text), std::move(response)};
     st = gust::state::closed;
     transport_close = true;
     timer.reset();  // open_timeout
@@ -784,7 +803,7 @@ struct connection::impl {
     http::headers fields;
     if (status == 426) fields.add("Sec-WebSocket-Version", "13");
     queue_handshake_bytes(detail::write_response(status, detail::status_reason(status), fields,
-                                                 reason, hs->sopts.server_header));
+                                                 reason, hs()->sopts.server_header));
     handshake_fail(e, reason);
   }
 
@@ -824,16 +843,16 @@ struct connection::impl {
     stash_borrowed();
     switch (st) {
       case gust::state::connecting:
-        if (role == gust::role::client && hs->resp_parser) {
-          hs->resp_parser->feed_eof();
-          if (hs->resp_parser->status() == detail::parse_status::done) return client_response_done();
+        if (role == gust::role::client && hs()->resp_parser) {
+          hs()->resp_parser->feed_eof();
+          if (hs()->resp_parser->status() == detail::parse_status::done) return client_response_done();
         }
         if (awaiting_answer) return std::nullopt;  // the request is complete; answer it
         handshake_fail(handshake_error::eof, "the transport ended during the opening handshake",
-                       hs->resp_parser && hs->resp_parser->status() == detail::parse_status::done
-                           ? std::optional<http::response>(hs->resp_parser->response())
+                       hs()->resp_parser && hs()->resp_parser->status() == detail::parse_status::done
+                           ? std::optional<http::response>(hs()->resp_parser->response())
                            : std::nullopt);
-        return handshake_failure_event{&hs->failure};
+        return handshake_failure_event{&hs()->failure};
       case gust::state::open:
       case gust::state::closing:
         // 7.1.5: no close frame received: 1006. If we had sent ours, we
@@ -861,40 +880,40 @@ struct connection::impl {
                     "data sent before the handshake response passed max_handshake_size");
       t->borrowed = nullptr;
       drop_input_buffer();
-      return handshake_failure_event{&hs->failure};
+      return handshake_failure_event{&hs()->failure};
     }
     auto in = region();
-    advance(hs->req_parser->feed(in));
-    switch (hs->req_parser->status()) {
+    advance(hs()->req_parser->feed(in));
+    switch (hs()->req_parser->status()) {
       case detail::parse_status::need_more:
         return need_input();
       case detail::parse_status::error: {
-        const auto& err = hs->req_parser->error();
+        const auto& err = hs()->req_parser->error();
         server_refuse(err.status, parse_failure(err.status), err.reason);
-        return handshake_failure_event{&hs->failure};
+        return handshake_failure_event{&hs()->failure};
       }
       case detail::parse_status::done:
         break;
     }
-    if (auto rejection = detail::validate_upgrade_request(hs->req_parser->request(), hs->sopts, hs->upgrade)) {
+    if (auto rejection = detail::validate_upgrade_request(hs()->req_parser->request(), hs()->sopts, hs()->upgrade)) {
       server_refuse(rejection->status, rejection->error, rejection->reason);
-      return handshake_failure_event{&hs->failure};
+      return handshake_failure_event{&hs()->failure};
     }
     awaiting_answer = true;
-    return request_event{&hs->req_parser->request()};
+    return request_event{&hs()->req_parser->request()};
   }
 
   std::optional<event> client_response_done() {
     detail::upgrade_response selected;
-    if (auto f = detail::validate_upgrade_response(hs->resp_parser->response(), hs->key, hs->copts, selected)) {
+    if (auto f = detail::validate_upgrade_response(hs()->resp_parser->response(), hs()->key, hs()->copts, selected)) {
       handshake_fail(f->error, f->detail, std::move(f->response));
-      return handshake_failure_event{&hs->failure};
+      return handshake_failure_event{&hs()->failure};
     }
     if (!selected.subprotocol.empty()) more().subprotocol = selected.subprotocol;
     if (!selected.extensions.empty()) more().extensions = selected.extensions;
     if (auto why = accept_extensions()) {
-      handshake_fail(handshake_error::unexpected_extension, *why, hs->resp_parser->response());
-      return handshake_failure_event{&hs->failure};
+      handshake_fail(handshake_error::unexpected_extension, *why, hs()->resp_parser->response());
+      return handshake_failure_event{&hs()->failure};
     }
     return std::nullopt;
   }
@@ -924,24 +943,25 @@ struct connection::impl {
 
   std::optional<event> client_handshake(time_point now) {
     auto in = region();
-    advance(hs->resp_parser->feed(in));
-    switch (hs->resp_parser->status()) {
+    advance(hs()->resp_parser->feed(in));
+    switch (hs()->resp_parser->status()) {
       case detail::parse_status::need_more:
         return need_input();
       case detail::parse_status::error: {
-        const auto& err = hs->resp_parser->error();
+        const auto& err = hs()->resp_parser->error();
         handshake_fail(parse_failure(err.status), err.reason);
-        return handshake_failure_event{&hs->failure};
+        return handshake_failure_event{&hs()->failure};
       }
       case detail::parse_status::done:
         break;
     }
     if (auto ev = client_response_done()) return ev;
     become_open(now);
-    kept_response = std::make_unique<http::response>(std::move(hs->resp_parser->response()));
+    auto response = std::make_unique<http::response>(std::move(hs()->resp_parser->response()));
+    http::response* const kept = response.get();
+    head = std::move(response);  // (frees the handshake state)
     measure_kept();
-    hs.reset();
-    return open_event{subprotocol(), extensions(), nullptr, kept_response.get()};
+    return open_event{subprotocol(), extensions(), nullptr, kept};
   }
 
   // Unmasks and validates payload bytes in place. false: invalid UTF-8.
@@ -1294,22 +1314,25 @@ struct connection::impl {
     if (!t->in_message && t->msg_buf.capacity() > message_keep_limit) std::vector<std::byte>().swap(t->msg_buf);
     if (release_request) {  // the open_event that showed it has been handled
       release_request = false;
-      kept_request.reset();
+      head = std::monostate{};  // the kept request
       measure_kept();
     }
     if (deferred_events) {
       switch (pop_deferred()) {
         case deferred::open:
           // The request outlives the handshake state, at the same address.
-          kept_request = hs->req_parser->take_request();
-          release_request = !hs->sopts.keep_request;
+        {
+          std::unique_ptr<http::request> request = hs()->req_parser->take_request();
+          http::request* const kept = request.get();
+          release_request = !hs()->sopts.keep_request;
+          head = std::move(request);  // (frees the handshake state)
           measure_kept();
-          hs.reset();
-          return open_event{subprotocol(), extensions(), kept_request.get(), nullptr};
+          return open_event{subprotocol(), extensions(), kept, nullptr};
+        }
         case deferred::close:
           return close_event_now();
         case deferred::handshake_failure:
-          return handshake_failure_event{&hs->failure};
+          return handshake_failure_event{&hs()->failure};
       }
     }
     for (;;) {
@@ -1514,10 +1537,10 @@ struct connection::impl {
 };
 
 // An idle open connection with an output_pool holds this struct and what it
-// keeps of the handshake, nothing else: keep it within a 112-byte malloc
+// keeps of the handshake, nothing else: keep it within a 96-byte malloc
 // chunk (it was 208 B, a 224-byte chunk, before the rare state, the single
-// deadline and the flag bits).
-static_assert(sizeof(connection::impl) <= 104, "connection::impl grew: move what few connections need to rare_state");
+// deadline, the flag bits and the one slot for the handshake's remains).
+static_assert(sizeof(connection::impl) <= 88, "connection::impl grew: move what few connections need to rare_state");
 
 // ===========================================================================
 // connection
@@ -1707,25 +1730,25 @@ server_connection::server_connection(time_point now, gust::settings s, server_op
 
 server_connection::server_connection(time_point now, shared_settings s, server_options opts)
     : connection(std::make_unique<impl>(gust::role::server, now, std::move(s.ptr))) {
-  impl_->hs->sopts = std::move(opts);
-  impl_->hs->req_parser.emplace(impl_->cfg().limits);
+  impl_->hs()->sopts = std::move(opts);
+  impl_->hs()->req_parser.emplace(impl_->cfg().limits);
 }
 
 std::error_code server_connection::accept(time_point now, accept_options opts) {
   impl& c = *impl_;
   if (!c.awaiting_answer) return errc::no_pending_request;
-  const http::request& req = c.hs->req_parser->request();
+  const http::request& req = c.hs()->req_parser->request();
   std::optional<std::string> chosen;
   if (opts.subprotocol) {
     if (!opts.subprotocol->empty()) {
       // 4.2.2: the server selects one of the values the client offered.
-      const auto& offered = c.hs->upgrade.subprotocols;
+      const auto& offered = c.hs()->upgrade.subprotocols;
       if (std::find(offered.begin(), offered.end(), *opts.subprotocol) == offered.end())
         return errc::invalid_argument;
       chosen = *opts.subprotocol;
     }
   } else {
-    chosen = detail::select_subprotocol(req, c.hs->upgrade.subprotocols, c.hs->sopts);
+    chosen = detail::select_subprotocol(req, c.hs()->upgrade.subprotocols, c.hs()->sopts);
   }
   if (chosen && !chosen->empty()) c.more().subprotocol = *chosen;
   if (c.cfg().deflate.enabled && detail::deflate_available()) {
@@ -1740,8 +1763,8 @@ std::error_code server_connection::accept(time_point now, accept_options opts) {
     }
   }
   c.queue_handshake_bytes(detail::write_switching_protocols(
-      detail::accept_value(c.hs->upgrade.key), c.subprotocol(), c.extensions(), opts.extra_headers,
-      c.hs->sopts.server_header));
+      detail::accept_value(c.hs()->upgrade.key), c.subprotocol(), c.extensions(), opts.extra_headers,
+      c.hs()->sopts.server_header));
   c.awaiting_answer = false;
   c.become_open(now);
   c.defer(deferred::open);
@@ -1764,8 +1787,8 @@ std::error_code server_connection::respond(const http::response& response) {
   std::string_view phrase = response.reason.empty() ? detail::status_reason(response.status)
                                                     : std::string_view(response.reason);
   c.queue_handshake_bytes(detail::write_response(response.status, phrase, response.headers,
-                                                 response.body, c.hs->sopts.server_header));
-  c.hs->failure = handshake_failure{handshake_error::rejected, {}, std::nullopt};
+                                                 response.body, c.hs()->sopts.server_header));
+  c.hs()->failure = handshake_failure{handshake_error::rejected, {}, std::nullopt};
   c.awaiting_answer = false;
   c.st = gust::state::closed;
   c.transport_close = true;
@@ -1777,9 +1800,10 @@ std::error_code server_connection::respond(const http::response& response) {
 const http::request* server_connection::request() const noexcept {
   // request_parser has no const accessor; reading through it changes nothing.
   impl& c = const_cast<impl&>(*impl_);
-  if (c.kept_request) return c.kept_request.get();
-  if (!c.hs || !c.hs->req_parser || c.hs->req_parser->status() != detail::parse_status::done) return nullptr;
-  return &c.hs->req_parser->request();
+  if (http::request* kept = c.kept_request()) return kept;
+  impl::handshake_state* const h = c.hs();
+  if (!h || !h->req_parser || h->req_parser->status() != detail::parse_status::done) return nullptr;
+  return &h->req_parser->request();
 }
 
 // ===========================================================================
@@ -1791,15 +1815,15 @@ client_connection::client_connection(time_point now, client_options opts, gust::
 client_connection::client_connection(time_point now, client_options opts, shared_settings s)
     : connection(std::make_unique<impl>(gust::role::client, now, std::move(s.ptr))) {
   impl& c = *impl_;
-  c.hs->copts = std::move(opts);
+  c.hs()->copts = std::move(opts);
   if (c.cfg().deflate.enabled && detail::deflate_available()) {
     std::vector<std::string> offers{detail::deflate_offer(c.cfg().deflate)};
     for (const auto& alt : c.cfg().deflate.fallback_offers) offers.push_back(detail::deflate_offer(alt));
-    c.hs->copts.extensions.insert(c.hs->copts.extensions.begin(), offers.begin(), offers.end());
+    c.hs()->copts.extensions.insert(c.hs()->copts.extensions.begin(), offers.begin(), offers.end());
   }
-  c.hs->key = detail::make_key(c.cfg().random);
-  c.queue_handshake_bytes(detail::write_upgrade_request(c.hs->copts, c.hs->key));
-  c.hs->resp_parser.emplace(c.cfg().limits);
+  c.hs()->key = detail::make_key(c.cfg().random);
+  c.queue_handshake_bytes(detail::write_upgrade_request(c.hs()->copts, c.hs()->key));
+  c.hs()->resp_parser.emplace(c.cfg().limits);
 }
 
 }  // namespace gust
