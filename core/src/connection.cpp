@@ -46,6 +46,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "compact.hpp"
@@ -151,13 +152,16 @@ std::string_view to_string(close_cause c) noexcept {
 struct connection::impl {
   impl(gust::role r, time_point now, std::shared_ptr<const gust::settings> s)
       : shared_cfg(std::move(s)), role(r) {
-    if (cfg().timeouts.open_timeout.count() > 0) open_deadline = now + cfg().timeouts.open_timeout;
+    if (cfg().timeouts.open_timeout.count() > 0) timer = now + cfg().timeouts.open_timeout;
     // Without a pool the traffic state is made once and kept.
     if (!cfg().output_pool) t = make_traffic();
   }
 
-  // Fields in order of size, so that no padding sits between them: an idle
-  // connection's memory is mostly this struct.
+  // Fields laid out so that no padding sits between them (the 8-byte ones,
+  // then `head`, whose tail padding the one-byte fields fill, then the 2-
+  // and 4-byte ones): an idle connection's memory is mostly this struct
+  // (and what it keeps of the opening handshake). What few connections need
+  // lives behind `rare`.
 
   // ---- traffic -----------------------------------------------------------
   // Input, the message being received, output: only while bytes are in
@@ -186,65 +190,86 @@ struct connection::impl {
     std::optional<detail::response_parser> resp_parser;
     handshake_failure failure;
   };
-  std::unique_ptr<handshake_state> hs = std::make_unique<handshake_state>();
-  std::unique_ptr<http::request> kept_request;
-  std::unique_ptr<http::response> kept_response;
-  detail::small_string subprotocol;
-  detail::small_string extensions;
+  // Until open, and after a failed handshake (for its event), the
+  // handshake's working state; once open, the request a server keeps (none
+  // once released) or the response a client keeps. Declared with the small
+  // fields below, whose bytes sit in its tail padding.
+  using head_slot = std::variant<std::monostate, std::unique_ptr<handshake_state>, std::unique_ptr<http::request>,
+                                 std::unique_ptr<http::response>>;
+  template <class T>
+  T* head_as() const noexcept {
+    const auto* p = std::get_if<std::unique_ptr<T>>(&head);
+    return p ? p->get() : nullptr;
+  }
+  handshake_state* hs() const noexcept { return head_as<handshake_state>(); }
+  http::request* kept_request() const noexcept { return head_as<http::request>(); }
+  http::response* kept_response() const noexcept { return head_as<http::response>(); }
 
-  // ---- permessage-deflate (RFC 7692) ---------------------------------------
-  // Our compressor follows our role's half of the agreement, our
-  // decompressor the peer's. Streams are made when first needed; a direction
-  // without context takeover borrows from settings.deflate.pool if any. They
-  // stay here, not in the traffic state: context takeover keeps the window
-  // across idle periods.
-  std::unique_ptr<detail::deflater> compressor;
-  std::unique_ptr<detail::inflater> decompressor;
-
-  // Masking keys drawn from a custom settings.random, 16 at a time (the
-  // default source needs no cache): made on first use.
-  struct random_cache {
-    std::array<std::byte, 64> pool{};
-    std::size_t used = pool.size();
+  // ---- what few connections need -----------------------------------------
+  // Made by the first call that needs it (more()): a subprotocol or an
+  // extension negotiated, a custom random source on a client, an
+  // application ping, a close with a reason. A connection that uses none of
+  // them never makes it. Nothing in it is read per frame unless the
+  // connection negotiated permessage-deflate (deflate_on says so inline) or
+  // a client draws its masks from a custom settings.random.
+  struct rare_state {
+    detail::small_string subprotocol;
+    detail::small_string extensions;
+    detail::small_string close_reason;
+    // permessage-deflate (RFC 7692). Our compressor follows our role's half
+    // of the agreement, our decompressor the peer's. Streams are made when
+    // first needed; a direction without context takeover borrows from
+    // settings.deflate.pool if any. They stay here, not in the traffic
+    // state: context takeover keeps the window across idle periods.
+    std::unique_ptr<detail::deflater> compressor;
+    std::unique_ptr<detail::inflater> decompressor;
+    // Masking keys drawn from a custom settings.random, 16 at a time (the
+    // default source needs no cache): made on first use.
+    struct random_cache {
+      std::array<std::byte, 64> pool{};
+      std::size_t used = pool.size();
+    };
+    std::unique_ptr<random_cache> random;
+    // The application's last ping, to time its pong: made on the first
+    // ping() (most connections never send one).
+    struct app_ping {
+      std::array<std::byte, 125> payload{};
+      std::size_t size = 0;
+      std::optional<time_point> sent;
+    };
+    std::unique_ptr<app_ping> app_ping_state;
+    detail::deflate_agreement agreement;  // read only while deflate_on
   };
-  std::unique_ptr<random_cache> random;
-
-  detail::small_string close_reason;
-
-  // The application's last ping, to time its pong: made on the first
-  // ping() (most connections never send one).
-  struct app_ping {
-    std::array<std::byte, 125> payload{};
-    std::size_t size = 0;
-    std::optional<time_point> sent;
-  };
-  std::unique_ptr<app_ping> app_ping_state;
+  std::unique_ptr<rare_state> rare;
+  rare_state& more() {
+    if (!rare) rare = std::make_unique<rare_state>();
+    return *rare;
+  }
+  std::string_view subprotocol() const noexcept { return rare ? std::string_view(rare->subprotocol) : std::string_view(); }
+  std::string_view extensions() const noexcept { return rare ? std::string_view(rare->extensions) : std::string_view(); }
+  std::string_view close_reason() const noexcept { return rare ? std::string_view(rare->close_reason) : std::string_view(); }
 
   // ---- time --------------------------------------------------------------
-  detail::optional_time open_deadline;
-  detail::optional_time close_deadline;  // CLOSING, or a client awaiting EOF
-  detail::optional_time ping_due;
-  detail::optional_time pong_deadline;
-  time_point keepalive_sent{};
+  // The one deadline the state arms, never two at once:
+  //   CONNECTING         open_timeout (from construction);
+  //   OPEN               the next keepalive ping, or while awaiting_pong the
+  //                      keepalive pong's deadline (sent + ping_timeout: the
+  //                      ping's send time is that minus ping_timeout);
+  //   CLOSING            close_timeout, for the peer's close frame;
+  //   CLOSED             a client's close_timeout for the server's EOF.
+  // Every change of state that leaves one of these resets or replaces it.
+  detail::optional_time timer;
   time_point last_now{};
   detail::optional_duration rtt;
 
-  detail::deflate_agreement agreement;
-  std::uint32_t keepalive_seq = 0;
-  std::array<std::byte, 4> keepalive_payload{};
-  // What the kept request or response holds, measured once when kept (it
-  // never changes after): memory() runs after every batch of I/O.
-  std::uint32_t kept_bytes = 0;
+  // ---- opening handshake, then what is kept of it (see head_slot) ----------
+  // [[no_unique_address]]: the variant is 16 bytes, 9 of them data; the
+  // fields declared after it start in the other 7 (GCC and Clang).
+  [[no_unique_address]] head_slot head{std::make_unique<handshake_state>()};
 
   // ---- state -------------------------------------------------------------
   gust::role role;
   gust::state st = gust::state::connecting;
-  bool transport_close = false;
-  bool eof = false;
-  bool awaiting_answer = false;  // server: request_event out, no answer yet
-  bool release_request = false;  // !keep_request: free it after open_event
-  bool lends_buffers = false;    // the caller uses receive(), not prepare()
-  bool deflate_on = false;
 
   // ---- small-frame fast path (next_event) --------------------------------
   // Whole small data frames of fewer payload bytes than this are delivered
@@ -255,17 +280,34 @@ struct connection::impl {
   // defer() and end_connection(), which change the rest.
   std::uint8_t small_cap = 0;
 
-  // ---- close -------------------------------------------------------------
-  bool close_sent = false;
-  bool close_received = false;
-  bool close_clean = false;
-  bool close_by_peer = false;
   close_cause cause = close_cause::eof;
-  std::uint16_t close_code_ev = close_code::abnormal;
 
   // ---- events raised outside next_event ------------------------------------
-  std::array<deferred, 3> deferred_events{};
-  std::uint8_t deferred_count = 0;
+  // A queue of up to 3, two bits each from the low end, deferred value + 1
+  // (0: empty slot, so the byte is 0 when the queue is).
+  std::uint8_t deferred_events = 0;
+
+  // The caller uses receive(), not prepare(). A whole byte: every
+  // receive() and prepare() writes it.
+  bool lends_buffers = false;
+  // Flags read or written at most once per call, not per frame: a bit each.
+  bool transport_close : 1 = false;
+  bool eof : 1 = false;
+  bool awaiting_answer : 1 = false;  // server: request_event out, no answer yet
+  bool release_request : 1 = false;  // !keep_request: free it after open_event
+  bool deflate_on : 1 = false;       // permessage-deflate negotiated (rare->agreement)
+  bool awaiting_pong : 1 = false;    // a keepalive ping out; timer is its pong's deadline
+  bool close_sent : 1 = false;
+  bool close_received : 1 = false;
+  bool close_clean : 1 = false;
+  bool close_by_peer : 1 = false;
+
+  std::uint16_t close_code_ev = close_code::abnormal;
+
+  std::uint32_t keepalive_seq = 0;  // the keepalive ping's payload, big-endian
+  // What the kept request or response holds, measured once when kept (it
+  // never changes after): memory() runs after every batch of I/O.
+  std::uint32_t kept_bytes = 0;
 
   // =========================================================================
   // Traffic state: borrowed while bytes are in flight
@@ -478,8 +520,9 @@ struct connection::impl {
       detail::thread_random(k);
       return k;
     }
-    if (!random) random = std::make_unique<random_cache>();
-    random_cache& r = *random;
+    rare_state& x = more();
+    if (!x.random) x.random = std::make_unique<rare_state::random_cache>();
+    rare_state::random_cache& r = *x.random;
     if (r.used + 4 > r.pool.size()) {
       cfg().random(r.pool);
       r.used = 0;
@@ -581,37 +624,51 @@ struct connection::impl {
   static std::size_t heap(const detail::small_string& x) noexcept { return x.heap(); }
   void measure_kept() noexcept {
     std::size_t n = 0;
-    if (kept_request) {
-      const http::request& r = *kept_request;
+    if (const http::request* kept = kept_request()) {
+      const http::request& r = *kept;
       n += sizeof(http::request) + heap(r.method) + heap(r.target) + r.headers.size() * 2 * sizeof(std::string);
       for (const auto& f : r.headers) n += heap(f.name) + heap(f.value);
     }
-    if (kept_response) n += sizeof(http::response) + kept_response->body.capacity();
+    if (const http::response* kept = kept_response()) n += sizeof(http::response) + kept->body.capacity();
     // (Bounded by max_handshake_size and the response limits.)
     kept_bytes = static_cast<std::uint32_t>(n);
   }
   std::size_t state_memory() const noexcept {
-    std::size_t n = sizeof(impl) + heap(subprotocol) + heap(extensions) + heap(close_reason) + kept_bytes;
-    if (hs) n += sizeof(handshake_state);
+    std::size_t n = sizeof(impl) + kept_bytes;
+    if (hs()) n += sizeof(handshake_state);
     if (shared_cfg.use_count() == 1) n += sizeof(gust::settings);  // ours alone
-    if (random) n += sizeof(random_cache);
-    if (app_ping_state) n += sizeof(app_ping);
+    if (rare) {
+      const rare_state& x = *rare;
+      n += sizeof(rare_state) + heap(x.subprotocol) + heap(x.extensions) + heap(x.close_reason);
+      if (x.random) n += sizeof(rare_state::random_cache);
+      if (x.app_ping_state) n += sizeof(rare_state::app_ping);
+    }
     return n;
   }
+  // The agreement, only while deflate_on (which made the rare state).
+  const detail::deflate_agreement& agreed() const noexcept {
+    assert(deflate_on && rare);
+    return rare->agreement;
+  }
   bool compress_no_context() const noexcept {
+    const detail::deflate_agreement& agreement = agreed();
     return we_are_server() ? agreement.server_no_context_takeover : agreement.client_no_context_takeover;
   }
   bool decompress_no_context() const noexcept {
+    const detail::deflate_agreement& agreement = agreed();
     return we_are_server() ? agreement.client_no_context_takeover : agreement.server_no_context_takeover;
   }
   int compress_bits() const noexcept {
+    const detail::deflate_agreement& agreement = agreed();
     return we_are_server() ? agreement.server_max_window_bits : agreement.client_max_window_bits;
   }
   int decompress_bits() const noexcept {
+    const detail::deflate_agreement& agreement = agreed();
     return we_are_server() ? agreement.client_max_window_bits : agreement.server_max_window_bits;
   }
 
   detail::deflater& get_compressor() {
+    std::unique_ptr<detail::deflater>& compressor = more().compressor;
     if (!compressor) {
       const auto& d = cfg().deflate;
       compressor = d.pool && compress_no_context()
@@ -623,12 +680,14 @@ struct connection::impl {
   // The end of a compressed message we sent.
   void compressed_message_done() {
     if (!compress_no_context()) return;
+    std::unique_ptr<detail::deflater>& compressor = rare->compressor;
     if (cfg().deflate.pool)
       cfg().deflate.pool->internals().give_back(std::move(compressor));
     else
       compressor->reset();
   }
   detail::inflater& get_decompressor() {
+    std::unique_ptr<detail::inflater>& decompressor = more().decompressor;
     if (!decompressor) {
       decompressor = cfg().deflate.pool && decompress_no_context()
                          ? cfg().deflate.pool->internals().take_inflater(decompress_bits())
@@ -638,12 +697,16 @@ struct connection::impl {
   }
   void inflated_message_done() {
     if (!decompress_no_context()) return;
+    std::unique_ptr<detail::inflater>& decompressor = rare->decompressor;
     if (cfg().deflate.pool)
       cfg().deflate.pool->internals().give_back(std::move(decompressor));
     else
       decompressor->reset();
   }
   void release_streams() {
+    if (!rare) return;
+    std::unique_ptr<detail::deflater>& compressor = rare->compressor;
+    std::unique_ptr<detail::inflater>& decompressor = rare->decompressor;
     auto* pool = cfg().deflate.pool;
     if (pool && compressor && compress_no_context()) pool->internals().give_back(std::move(compressor));
     if (pool && decompressor && decompress_no_context()) pool->internals().give_back(std::move(decompressor));
@@ -651,8 +714,10 @@ struct connection::impl {
     decompressor.reset();
   }
   std::size_t compression_memory() const noexcept {
-    return (compressor ? compressor->memory() : 0) + (decompressor ? decompressor->memory() : 0) +
-           (t ? t->own_scratch.capacity() : 0);
+    std::size_t n = t ? t->own_scratch.capacity() : 0;
+    if (rare && rare->compressor) n += rare->compressor->memory();
+    if (rare && rare->decompressor) n += rare->decompressor->memory();
+    return n;
   }
   // Compression is synchronous inside send(): connections sharing a pool
   // (one thread) can share the buffer the compressed bytes pass through.
@@ -665,7 +730,17 @@ struct connection::impl {
 
   void defer(deferred d) noexcept {
     small_cap = 0;
-    if (deferred_count < deferred_events.size()) deferred_events[deferred_count++] = d;
+    for (unsigned shift = 0; shift < 6; shift += 2) {
+      if (((deferred_events >> shift) & 3) == 0) {
+        deferred_events = static_cast<std::uint8_t>(deferred_events | ((static_cast<unsigned>(d) + 1) << shift));
+        return;
+      }
+    }
+  }
+  deferred pop_deferred() noexcept {
+    const auto d = static_cast<deferred>((deferred_events & 3) - 1);
+    deferred_events = static_cast<std::uint8_t>(deferred_events >> 2);
+    return d;
   }
 
   void end_connection(std::uint16_t code, std::string_view reason, bool clean, bool by_peer,
@@ -673,14 +748,15 @@ struct connection::impl {
     small_cap = 0;
     st = gust::state::closed;
     close_code_ev = code;
-    close_reason.assign(reason);
+    if (!reason.empty())
+      more().close_reason = reason;
+    else if (rare)
+      rare->close_reason = reason;
     close_clean = clean;
     close_by_peer = by_peer;
     cause = why;
-    ping_due.reset();
-    pong_deadline.reset();
-    open_deadline.reset();
-    close_deadline.reset();
+    timer.reset();
+    awaiting_pong = false;
     release_streams();
     if (!t) return;
     t->in_message = false;
@@ -690,7 +766,7 @@ struct connection::impl {
   }
 
   event close_event_now() const noexcept {
-    return close_event{close_code_ev, close_reason, close_clean, close_by_peer, cause};
+    return close_event{close_code_ev, close_reason(), close_clean, close_by_peer, cause};
   }
 
   // RFC 6455 7.1.7 _Fail the WebSocket Connection_: send a close frame if we
@@ -714,10 +790,10 @@ struct connection::impl {
 
   void handshake_fail(handshake_error e, std::string_view detail_text,
                       std::optional<http::response> response = std::nullopt) {
-    hs->failure = handshake_failure{e, std::string(detail_text), std::move(response)};
+    hs()->failure = handshake_failure{e, std::string(detail_text), std::move(response)};
     st = gust::state::closed;
     transport_close = true;
-    open_deadline.reset();
+    timer.reset();  // open_timeout
     awaiting_answer = false;
     drop_input();
   }
@@ -727,14 +803,14 @@ struct connection::impl {
     http::headers fields;
     if (status == 426) fields.add("Sec-WebSocket-Version", "13");
     queue_handshake_bytes(detail::write_response(status, detail::status_reason(status), fields,
-                                                 reason, hs->sopts.server_header));
+                                                 reason, hs()->sopts.server_header));
     handshake_fail(e, reason);
   }
 
   void become_open(time_point now) {
     st = gust::state::open;
-    open_deadline.reset();
-    if (cfg().timeouts.ping_interval.count() > 0) ping_due = now + cfg().timeouts.ping_interval;
+    timer.reset();  // open_timeout
+    if (cfg().timeouts.ping_interval.count() > 0) timer = now + cfg().timeouts.ping_interval;  // first keepalive
   }
 
   // =========================================================================
@@ -767,16 +843,16 @@ struct connection::impl {
     stash_borrowed();
     switch (st) {
       case gust::state::connecting:
-        if (role == gust::role::client && hs->resp_parser) {
-          hs->resp_parser->feed_eof();
-          if (hs->resp_parser->status() == detail::parse_status::done) return client_response_done();
+        if (role == gust::role::client && hs()->resp_parser) {
+          hs()->resp_parser->feed_eof();
+          if (hs()->resp_parser->status() == detail::parse_status::done) return client_response_done();
         }
         if (awaiting_answer) return std::nullopt;  // the request is complete; answer it
         handshake_fail(handshake_error::eof, "the transport ended during the opening handshake",
-                       hs->resp_parser && hs->resp_parser->status() == detail::parse_status::done
-                           ? std::optional<http::response>(hs->resp_parser->response())
+                       hs()->resp_parser && hs()->resp_parser->status() == detail::parse_status::done
+                           ? std::optional<http::response>(hs()->resp_parser->response())
                            : std::nullopt);
-        return handshake_failure_event{&hs->failure};
+        return handshake_failure_event{&hs()->failure};
       case gust::state::open:
       case gust::state::closing:
         // 7.1.5: no close frame received: 1006. If we had sent ours, we
@@ -787,7 +863,7 @@ struct connection::impl {
         return close_event_now();
       case gust::state::closed:
         transport_close = true;  // a client saw the server close first
-        close_deadline.reset();
+        timer.reset();           // close_timeout
         drop_input();
         return std::nullopt;
     }
@@ -804,40 +880,40 @@ struct connection::impl {
                     "data sent before the handshake response passed max_handshake_size");
       t->borrowed = nullptr;
       drop_input_buffer();
-      return handshake_failure_event{&hs->failure};
+      return handshake_failure_event{&hs()->failure};
     }
     auto in = region();
-    advance(hs->req_parser->feed(in));
-    switch (hs->req_parser->status()) {
+    advance(hs()->req_parser->feed(in));
+    switch (hs()->req_parser->status()) {
       case detail::parse_status::need_more:
         return need_input();
       case detail::parse_status::error: {
-        const auto& err = hs->req_parser->error();
+        const auto& err = hs()->req_parser->error();
         server_refuse(err.status, parse_failure(err.status), err.reason);
-        return handshake_failure_event{&hs->failure};
+        return handshake_failure_event{&hs()->failure};
       }
       case detail::parse_status::done:
         break;
     }
-    if (auto rejection = detail::validate_upgrade_request(hs->req_parser->request(), hs->sopts, hs->upgrade)) {
+    if (auto rejection = detail::validate_upgrade_request(hs()->req_parser->request(), hs()->sopts, hs()->upgrade)) {
       server_refuse(rejection->status, rejection->error, rejection->reason);
-      return handshake_failure_event{&hs->failure};
+      return handshake_failure_event{&hs()->failure};
     }
     awaiting_answer = true;
-    return request_event{&hs->req_parser->request()};
+    return request_event{&hs()->req_parser->request()};
   }
 
   std::optional<event> client_response_done() {
     detail::upgrade_response selected;
-    if (auto f = detail::validate_upgrade_response(hs->resp_parser->response(), hs->key, hs->copts, selected)) {
+    if (auto f = detail::validate_upgrade_response(hs()->resp_parser->response(), hs()->key, hs()->copts, selected)) {
       handshake_fail(f->error, f->detail, std::move(f->response));
-      return handshake_failure_event{&hs->failure};
+      return handshake_failure_event{&hs()->failure};
     }
-    subprotocol = std::move(selected.subprotocol);
-    extensions = std::move(selected.extensions);
+    if (!selected.subprotocol.empty()) more().subprotocol = selected.subprotocol;
+    if (!selected.extensions.empty()) more().extensions = selected.extensions;
     if (auto why = accept_extensions()) {
-      handshake_fail(handshake_error::unexpected_extension, *why, hs->resp_parser->response());
-      return handshake_failure_event{&hs->failure};
+      handshake_fail(handshake_error::unexpected_extension, *why, hs()->resp_parser->response());
+      return handshake_failure_event{&hs()->failure};
     }
     return std::nullopt;
   }
@@ -845,14 +921,15 @@ struct connection::impl {
   // The server's Sec-WebSocket-Extensions: at most one permessage-deflate,
   // valid for our offer (RFC 7692 7.1); nothing else may use RSV1.
   std::optional<std::string> accept_extensions() {
-    if (extensions.empty()) return std::nullopt;
-    auto parsed = detail::parse_extensions(extensions);
+    if (extensions().empty()) return std::nullopt;
+    auto parsed = detail::parse_extensions(extensions());
     if (!parsed) return std::string("malformed Sec-WebSocket-Extensions");
     for (const auto& ext : *parsed) {
       if (!http::iequals(ext.name, "permessage-deflate")) continue;
       if (deflate_on) return std::string("permessage-deflate selected twice");
       if (!cfg().deflate.enabled) return std::string("permessage-deflate was not enabled in settings");
       // The answer must suit one of our offers; the first that it suits wins.
+      detail::deflate_agreement& agreement = rare->agreement;  // (made with the extensions)
       auto why = detail::accept_deflate_response(ext, cfg().deflate, agreement);
       for (const auto& alt : cfg().deflate.fallback_offers) {
         if (!why) break;
@@ -866,24 +943,25 @@ struct connection::impl {
 
   std::optional<event> client_handshake(time_point now) {
     auto in = region();
-    advance(hs->resp_parser->feed(in));
-    switch (hs->resp_parser->status()) {
+    advance(hs()->resp_parser->feed(in));
+    switch (hs()->resp_parser->status()) {
       case detail::parse_status::need_more:
         return need_input();
       case detail::parse_status::error: {
-        const auto& err = hs->resp_parser->error();
+        const auto& err = hs()->resp_parser->error();
         handshake_fail(parse_failure(err.status), err.reason);
-        return handshake_failure_event{&hs->failure};
+        return handshake_failure_event{&hs()->failure};
       }
       case detail::parse_status::done:
         break;
     }
     if (auto ev = client_response_done()) return ev;
     become_open(now);
-    kept_response = std::make_unique<http::response>(std::move(hs->resp_parser->response()));
+    auto response = std::make_unique<http::response>(std::move(hs()->resp_parser->response()));
+    http::response* const kept = response.get();
+    head = std::move(response);  // (frees the handshake state)
     measure_kept();
-    hs.reset();
-    return open_event{subprotocol, extensions, nullptr, kept_response.get()};
+    return open_event{subprotocol(), extensions(), nullptr, kept};
   }
 
   // Unmasks and validates payload bytes in place. false: invalid UTF-8.
@@ -1100,17 +1178,19 @@ struct connection::impl {
     auto same = [&](const std::byte* p, std::size_t n) {
       return payload.size() == n && (n == 0 || std::memcmp(payload.data(), p, n) == 0);
     };
-    if (pong_deadline && same(keepalive_payload.data(), keepalive_payload.size())) {
-      pong_deadline.reset();
-      rtt = now - keepalive_sent;
-      if (cfg().timeouts.ping_interval.count() > 0) ping_due = keepalive_sent + cfg().timeouts.ping_interval;
-      if (ping_due && *ping_due < now) ping_due = now;
+    if (awaiting_pong && same(keepalive_payload().data(), 4)) {
+      const time_point sent = *timer - cfg().timeouts.ping_timeout;
+      awaiting_pong = false;
+      timer.reset();
+      rtt = now - sent;
+      if (cfg().timeouts.ping_interval.count() > 0) timer = sent + cfg().timeouts.ping_interval;  // next keepalive
+      if (timer && *timer < now) timer = now;
       return rtt;
     }
-    if (app_ping_state && app_ping_state->sent &&
-        same(app_ping_state->payload.data(), app_ping_state->size)) {
-      rtt = now - *app_ping_state->sent;
-      app_ping_state->sent.reset();
+    rare_state::app_ping* const ap = rare ? rare->app_ping_state.get() : nullptr;
+    if (ap && ap->sent && same(ap->payload.data(), ap->size)) {
+      rtt = now - *ap->sent;
+      ap->sent.reset();
       return rtt;
     }
     return std::nullopt;
@@ -1143,7 +1223,7 @@ struct connection::impl {
     } else if (cfg().timeouts.close_timeout.count() > 0) {
       // Wait for the server to close TCP first (7.1.1); now is not passed
       // here, so the deadline starts from the last known time.
-      close_deadline = last_now + cfg().timeouts.close_timeout;
+      timer = last_now + cfg().timeouts.close_timeout;
     }
     return close_event_now();
   }
@@ -1155,7 +1235,7 @@ struct connection::impl {
     tr();
     std::optional<event> ev = next_general(now);
     const bool framing = st == gust::state::open || st == gust::state::closing;
-    small_cap = framing && deferred_count == 0 && t->in_header && !t->in_message && !release_request &&
+    small_cap = framing && deferred_events == 0 && t->in_header && !t->in_message && !release_request &&
                         t->msg_buf.capacity() <= message_keep_limit && cfg().limits.max_fragments > 0
                     ? static_cast<std::uint8_t>(std::min<std::size_t>(small_limit(), 125) + 1)
                     : 0;
@@ -1176,7 +1256,7 @@ struct connection::impl {
     // next() gets it back from here: `now` then holds no register across
     // the fast path, which has few to spare.
     last_now = now;
-    assert(!small_cap || ((st == gust::state::open || st == gust::state::closing) && deferred_count == 0));
+    assert(!small_cap || ((st == gust::state::open || st == gust::state::closing) && deferred_events == 0));
     // (no_traffic when none is held: no input, so next() borrows one.)
     detail::traffic* const x = t.get();
     // Our buffer first (a split frame's start), else the caller's.
@@ -1234,25 +1314,25 @@ struct connection::impl {
     if (!t->in_message && t->msg_buf.capacity() > message_keep_limit) std::vector<std::byte>().swap(t->msg_buf);
     if (release_request) {  // the open_event that showed it has been handled
       release_request = false;
-      kept_request.reset();
+      head = std::monostate{};  // the kept request
       measure_kept();
     }
-    if (deferred_count > 0) {
-      const deferred d = deferred_events[0];
-      std::rotate(deferred_events.begin(), deferred_events.begin() + 1, deferred_events.end());
-      --deferred_count;
-      switch (d) {
+    if (deferred_events) {
+      switch (pop_deferred()) {
         case deferred::open:
           // The request outlives the handshake state, at the same address.
-          kept_request = hs->req_parser->take_request();
-          release_request = !hs->sopts.keep_request;
+        {
+          std::unique_ptr<http::request> request = hs()->req_parser->take_request();
+          http::request* const kept = request.get();
+          release_request = !hs()->sopts.keep_request;
+          head = std::move(request);  // (frees the handshake state)
           measure_kept();
-          hs.reset();
-          return open_event{subprotocol, extensions, kept_request.get(), nullptr};
+          return open_event{subprotocol(), extensions(), kept, nullptr};
+        }
         case deferred::close:
           return close_event_now();
         case deferred::handshake_failure:
-          return handshake_failure_event{&hs->failure};
+          return handshake_failure_event{&hs()->failure};
       }
     }
     for (;;) {
@@ -1282,13 +1362,13 @@ struct connection::impl {
     auto due = [&](const std::optional<time_point>& t) { return t && *t <= now; };
     switch (st) {
       case gust::state::connecting:
-        if (due(open_deadline)) {
+        if (due(timer)) {  // open_timeout
           handshake_fail(handshake_error::timeout, "opening handshake timed out");
           defer(deferred::handshake_failure);
         }
         return;
       case gust::state::open:
-        if (due(pong_deadline)) {
+        if (awaiting_pong && due(timer)) {
           // Keepalive: "fail with 1011 when the pong does not come".
           // Urgent: a peer that stopped answering will not read megabytes
           // of queued data either; the close should not wait behind them.
@@ -1297,10 +1377,10 @@ struct connection::impl {
           defer(deferred::close);
           return;
         }
-        if (due(ping_due) && !pong_deadline) send_keepalive(now);
+        if (!awaiting_pong && due(timer)) send_keepalive(now);
         return;
       case gust::state::closing:
-        if (due(close_deadline)) {
+        if (due(timer)) {  // close_timeout
           end_connection(close_code::abnormal, {}, false, false, close_cause::close_timeout);
           transport_close = true;
           drop_input();
@@ -1308,8 +1388,8 @@ struct connection::impl {
         }
         return;
       case gust::state::closed:
-        if (due(close_deadline)) {
-          close_deadline.reset();
+        if (due(timer)) {  // close_timeout
+          timer.reset();
           transport_close = true;  // the server did not close: we do
         }
         return;
@@ -1318,26 +1398,22 @@ struct connection::impl {
 
   void send_keepalive(time_point now) {
     ++keepalive_seq;
-    for (int i = 0; i < 4; ++i) keepalive_payload[i] = static_cast<std::byte>(keepalive_seq >> (24 - 8 * i));
-    queue_control(opc(detail::opcode::ping), keepalive_payload);
-    keepalive_sent = now;
-    ping_due.reset();
-    if (cfg().timeouts.ping_timeout.count() > 0)
-      pong_deadline = now + cfg().timeouts.ping_timeout;
-    else
-      ping_due = now + cfg().timeouts.ping_interval;
+    queue_control(opc(detail::opcode::ping), keepalive_payload());
+    if (cfg().timeouts.ping_timeout.count() > 0) {
+      awaiting_pong = true;
+      timer = now + cfg().timeouts.ping_timeout;  // the pong's deadline
+    } else {
+      timer = now + cfg().timeouts.ping_interval;  // the next ping; this one's pong is not timed
+    }
+  }
+  std::array<std::byte, 4> keepalive_payload() const noexcept {
+    std::array<std::byte, 4> p;
+    for (int i = 0; i < 4; ++i) p[i] = static_cast<std::byte>(keepalive_seq >> (24 - 8 * i));
+    return p;
   }
 
   std::optional<time_point> deadline() const noexcept {
-    std::optional<time_point> d;
-    auto take = [&](const std::optional<time_point>& t) {
-      if (t && (!d || *t < *d)) d = t;
-    };
-    take(open_deadline);
-    take(close_deadline);
-    take(ping_due);
-    take(pong_deadline);
-    return d;
+    return timer;
   }
 
   // =========================================================================
@@ -1460,6 +1536,12 @@ struct connection::impl {
   }
 };
 
+// An idle open connection with an output_pool holds this struct and what it
+// keeps of the handshake, nothing else: keep it within a 96-byte malloc
+// chunk (it was 208 B, a 224-byte chunk, before the rare state, the single
+// deadline, the flag bits and the one slot for the handshake's remains).
+static_assert(sizeof(connection::impl) <= 88, "connection::impl grew: move what few connections need to rare_state");
+
 // ===========================================================================
 // connection
 
@@ -1565,8 +1647,9 @@ std::error_code connection::ping(std::span<const std::byte> payload, time_point 
   if (payload.size() > detail::max_control_payload) return errc::control_frame_too_large;
   if (c.st != gust::state::open) return errc::invalid_state;
   c.queue_control(opc(detail::opcode::ping), payload);
-  if (!c.app_ping_state) c.app_ping_state = std::make_unique<impl::app_ping>();
-  impl::app_ping& ap = *c.app_ping_state;
+  auto& slot = c.more().app_ping_state;
+  if (!slot) slot = std::make_unique<impl::rare_state::app_ping>();
+  impl::rare_state::app_ping& ap = *slot;
   if (!payload.empty()) std::memcpy(ap.payload.data(), payload.data(), payload.size());
   ap.size = payload.size();
   ap.sent = now;
@@ -1591,9 +1674,9 @@ std::error_code connection::close(time_point now, std::uint16_t code, std::strin
   c.last_now = now;
   c.queue_close(code, reason, false);
   c.st = gust::state::closing;
-  c.ping_due.reset();
-  c.pong_deadline.reset();
-  if (c.cfg().timeouts.close_timeout.count() > 0) c.close_deadline = now + c.cfg().timeouts.close_timeout;
+  c.timer.reset();  // keepalive
+  c.awaiting_pong = false;
+  if (c.cfg().timeouts.close_timeout.count() > 0) c.timer = now + c.cfg().timeouts.close_timeout;
   return {};
 }
 
@@ -1608,7 +1691,7 @@ void connection::fail(time_point now, std::uint16_t code, std::string_view reaso
       c.st = gust::state::closed;
       c.transport_close = true;
       c.awaiting_answer = false;
-      c.open_deadline.reset();
+      c.timer.reset();  // open_timeout
       c.drop_input();
       return;
     case gust::state::open:
@@ -1625,8 +1708,8 @@ void connection::fail(time_point now, std::uint16_t code, std::string_view reaso
   }
 }
 
-std::string_view connection::subprotocol() const noexcept { return impl_->subprotocol; }
-std::string_view connection::extensions() const noexcept { return impl_->extensions; }
+std::string_view connection::subprotocol() const noexcept { return impl_->subprotocol(); }
+std::string_view connection::extensions() const noexcept { return impl_->extensions(); }
 bool connection::compression_enabled() const noexcept { return impl_->deflate_on; }
 std::optional<duration> connection::latency() const noexcept { return impl_->rtt; }
 const gust::settings& connection::settings() const noexcept { return impl_->cfg(); }
@@ -1647,38 +1730,41 @@ server_connection::server_connection(time_point now, gust::settings s, server_op
 
 server_connection::server_connection(time_point now, shared_settings s, server_options opts)
     : connection(std::make_unique<impl>(gust::role::server, now, std::move(s.ptr))) {
-  impl_->hs->sopts = std::move(opts);
-  impl_->hs->req_parser.emplace(impl_->cfg().limits);
+  impl_->hs()->sopts = std::move(opts);
+  impl_->hs()->req_parser.emplace(impl_->cfg().limits);
 }
 
 std::error_code server_connection::accept(time_point now, accept_options opts) {
   impl& c = *impl_;
   if (!c.awaiting_answer) return errc::no_pending_request;
-  const http::request& req = c.hs->req_parser->request();
+  const http::request& req = c.hs()->req_parser->request();
   std::optional<std::string> chosen;
   if (opts.subprotocol) {
     if (!opts.subprotocol->empty()) {
       // 4.2.2: the server selects one of the values the client offered.
-      const auto& offered = c.hs->upgrade.subprotocols;
+      const auto& offered = c.hs()->upgrade.subprotocols;
       if (std::find(offered.begin(), offered.end(), *opts.subprotocol) == offered.end())
         return errc::invalid_argument;
       chosen = *opts.subprotocol;
     }
   } else {
-    chosen = detail::select_subprotocol(req, c.hs->upgrade.subprotocols, c.hs->sopts);
+    chosen = detail::select_subprotocol(req, c.hs()->upgrade.subprotocols, c.hs()->sopts);
   }
-  c.subprotocol = chosen.value_or(std::string());
+  if (chosen && !chosen->empty()) c.more().subprotocol = *chosen;
   if (c.cfg().deflate.enabled && detail::deflate_available()) {
     if (auto offers = req.headers.get_combined("Sec-WebSocket-Extensions")) {
-      if (auto answer = detail::negotiate_deflate(*offers, c.cfg().deflate, c.agreement)) {
-        c.extensions = std::move(*answer);
+      detail::deflate_agreement agreement;
+      if (auto answer = detail::negotiate_deflate(*offers, c.cfg().deflate, agreement)) {
+        impl::rare_state& x = c.more();
+        x.extensions = *answer;
+        x.agreement = agreement;
         c.deflate_on = true;
       }
     }
   }
   c.queue_handshake_bytes(detail::write_switching_protocols(
-      detail::accept_value(c.hs->upgrade.key), c.subprotocol, c.extensions, opts.extra_headers,
-      c.hs->sopts.server_header));
+      detail::accept_value(c.hs()->upgrade.key), c.subprotocol(), c.extensions(), opts.extra_headers,
+      c.hs()->sopts.server_header));
   c.awaiting_answer = false;
   c.become_open(now);
   c.defer(deferred::open);
@@ -1701,12 +1787,12 @@ std::error_code server_connection::respond(const http::response& response) {
   std::string_view phrase = response.reason.empty() ? detail::status_reason(response.status)
                                                     : std::string_view(response.reason);
   c.queue_handshake_bytes(detail::write_response(response.status, phrase, response.headers,
-                                                 response.body, c.hs->sopts.server_header));
-  c.hs->failure = handshake_failure{handshake_error::rejected, {}, std::nullopt};
+                                                 response.body, c.hs()->sopts.server_header));
+  c.hs()->failure = handshake_failure{handshake_error::rejected, {}, std::nullopt};
   c.awaiting_answer = false;
   c.st = gust::state::closed;
   c.transport_close = true;
-  c.open_deadline.reset();
+  c.timer.reset();  // open_timeout
   c.drop_input();
   return {};
 }
@@ -1714,9 +1800,10 @@ std::error_code server_connection::respond(const http::response& response) {
 const http::request* server_connection::request() const noexcept {
   // request_parser has no const accessor; reading through it changes nothing.
   impl& c = const_cast<impl&>(*impl_);
-  if (c.kept_request) return c.kept_request.get();
-  if (!c.hs || !c.hs->req_parser || c.hs->req_parser->status() != detail::parse_status::done) return nullptr;
-  return &c.hs->req_parser->request();
+  if (http::request* kept = c.kept_request()) return kept;
+  impl::handshake_state* const h = c.hs();
+  if (!h || !h->req_parser || h->req_parser->status() != detail::parse_status::done) return nullptr;
+  return &h->req_parser->request();
 }
 
 // ===========================================================================
@@ -1728,15 +1815,15 @@ client_connection::client_connection(time_point now, client_options opts, gust::
 client_connection::client_connection(time_point now, client_options opts, shared_settings s)
     : connection(std::make_unique<impl>(gust::role::client, now, std::move(s.ptr))) {
   impl& c = *impl_;
-  c.hs->copts = std::move(opts);
+  c.hs()->copts = std::move(opts);
   if (c.cfg().deflate.enabled && detail::deflate_available()) {
     std::vector<std::string> offers{detail::deflate_offer(c.cfg().deflate)};
     for (const auto& alt : c.cfg().deflate.fallback_offers) offers.push_back(detail::deflate_offer(alt));
-    c.hs->copts.extensions.insert(c.hs->copts.extensions.begin(), offers.begin(), offers.end());
+    c.hs()->copts.extensions.insert(c.hs()->copts.extensions.begin(), offers.begin(), offers.end());
   }
-  c.hs->key = detail::make_key(c.cfg().random);
-  c.queue_handshake_bytes(detail::write_upgrade_request(c.hs->copts, c.hs->key));
-  c.hs->resp_parser.emplace(c.cfg().limits);
+  c.hs()->key = detail::make_key(c.cfg().random);
+  c.queue_handshake_bytes(detail::write_upgrade_request(c.hs()->copts, c.hs()->key));
+  c.hs()->resp_parser.emplace(c.cfg().limits);
 }
 
 }  // namespace gust

@@ -176,11 +176,11 @@ TEST_SUITE("adapters: hostile peers") {
       // loop's pool only while bytes are queued), no kernel timer per
       // connection. The process figure adds the engine, the request kept
       // for ws.request(), the facade and the adapter's socket state.
-      // The engine (208 B on x86-64: its working state for traffic, 328 B,
+      // The engine (88 B on x86-64: its working state for traffic, 328 B,
       // is lent by the loop's pool only while bytes are in flight) and the
       // request it keeps (about 470 B here); gust serve does not keep it
-      // (server_options::keep_request). 681 B measured.
-      CHECK(s.memory_per_connection() < 800);
+      // (server_options::keep_request). 561 B measured.
+      CHECK(s.memory_per_connection() < 600);
       CHECK(per_conn < 16 * 1024);
       CHECK(s.bytes_buffered == 0);
 
