@@ -797,7 +797,7 @@ void loop_base::dispatch(websocket& ws, event& ev) {
           ws.opened_ = true;
           if (e.response) extra(ws).response = e.response;
           ws.open_index_ = static_cast<std::uint32_t>(open_.size());
-          open_.push_back(&ws);
+          open_.push_back(ws.slot_);
           counters::bump(ctr.open);
           counters::bump(ctr.hs_accepted);
           if (ws.owner_->client && !ws.abandoned_) client_on_open(ws);
@@ -811,11 +811,7 @@ void loop_base::dispatch(websocket& ws, event& ev) {
           if (h.on_pong) h.on_pong(ws, e);
         } else if constexpr (std::is_same_v<T, close_event>) {
           if (ws.open_index_ != UINT32_MAX) {
-            websocket* last = open_.back();
-            open_[ws.open_index_] = last;
-            last->open_index_ = ws.open_index_;
-            open_.pop_back();
-            ws.open_index_ = UINT32_MAX;
+            leave_open(ws);
             counters::adjust(ctr.open, 1, 0);
           }
           ctr.count_close(e.code);
@@ -846,6 +842,14 @@ void loop_base::close_now(websocket& ws) {
   finish(ws);
 }
 
+void loop_base::leave_open(websocket& ws) {
+  const std::uint32_t last = open_.back();
+  open_[ws.open_index_] = last;
+  sessions_store_.get(last)->open_index_ = ws.open_index_;
+  open_.pop_back();
+  ws.open_index_ = UINT32_MAX;
+}
+
 void loop_base::abandon(websocket& ws) {
   ws.abandoned_ = true;  // (handlers_of() says none from now on)
   if (!ws.finished_) finish(ws);
@@ -860,11 +864,7 @@ void loop_base::finish(websocket& ws) {
   ws.gauge_buffered_ = 0;
   ws.gauge_memory_ = 0;
   if (ws.open_index_ != UINT32_MAX) {
-    websocket* last = open_.back();
-    open_[ws.open_index_] = last;
-    last->open_index_ = ws.open_index_;
-    open_.pop_back();
-    ws.open_index_ = UINT32_MAX;
+    leave_open(ws);
     counters::adjust(ws.owner_->ctr.open, 1, 0);
   }
   if (ws.tx_.handle >= 0) backend_close(ws);

@@ -250,7 +250,11 @@ class loop_base {
       if (!ws.finished_) f(ws);
     });
   }
-  const std::vector<websocket*>& open_connections() const noexcept { return open_; }
+  /// Calls f(websocket&) for every open connection (OPEN or CLOSING).
+  template <class F>
+  void for_each_open(F&& f) const {
+    for (std::uint32_t slot : open_) f(*sessions_store_.get(slot));
+  }
 
   /// `message` is shared by every target's queue.
   static broadcast_result broadcast(std::span<websocket* const> targets,
@@ -368,6 +372,7 @@ class loop_base {
   void client_on_handshake_failure(websocket& ws, const handshake_failure& f);
   void session_ended(websocket& ws);
   void finish(websocket& ws);
+  void leave_open(websocket& ws);  // ws.open_index_ is set
   void service_turn(websocket& ws);
   void reap();
   void rearm(websocket& ws);
@@ -384,7 +389,9 @@ class loop_base {
   session_store sessions_store_;
   std::uint32_t next_serial_ = 1;
   std::size_t sessions_ = 0;
-  std::vector<websocket*> open_;
+  // The open connections' slots (4 bytes each, not a pointer), in no
+  // order; websocket::open_index_ is the position of its own.
+  std::vector<std::uint32_t> open_;
   std::vector<websocket*> dirty_;
   // Empty, with storage: flush_dirty() swaps it in, so marking a
   // connection dirty on every message does not allocate.

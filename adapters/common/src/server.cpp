@@ -189,8 +189,9 @@ void server_state::abandon_all() {
 
 std::vector<websocket*> server_state::local_connections(loop_base& l) const {
   std::vector<websocket*> out;
-  for (websocket* ws : l.open_connections())
-    if (ws->owner_->server == this) out.push_back(ws);
+  l.for_each_open([&](websocket& ws) {
+    if (ws.owner_->server == this) out.push_back(&ws);
+  });
   return out;
 }
 
