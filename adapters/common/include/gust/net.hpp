@@ -355,7 +355,8 @@ class websocket {
   // Owned by the loop: everything below is the facade's per-connection
   // state; the transport (socket) state is the adapter's. Kept small (the
   // size is asserted in tests/adapters/test_adapters.cpp): an idle server
-  // holds one per connection. What only some connections need (a plain
+  // holds one per connection (in the loop's record pages, no allocation of
+  // its own). What only some connections need (a plain
   // HTTP answer, held broadcasts, a closing transport's linger, a client's
   // response, a Unix peer's path) lives in extra_, made on first use.
   detail::session_owner* owner_ = nullptr;  // loop, handlers, counters, server or client
