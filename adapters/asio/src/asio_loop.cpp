@@ -103,12 +103,11 @@ class asio_loop final : public epoll_sockets<asio_loop> {
     }
     // Sockets before the io_context they belong to (the base's sessions
     // outlive this class's members).
-    for (auto& s : slots_) {
-      if (!s) continue;
-      transport_state& t = tx(*s);
+    sessions_store_.for_each([&](websocket& ws) {
+      transport_state& t = tx(ws);
       if (t.handle >= 0) ::close(t.handle);
       t.handle = -1;
-    }
+    });
     listeners_.clear();
     ep_wait_->release();  // the inner set is closed by epoll_sockets
     ep_wait_.reset();

@@ -191,7 +191,8 @@ void client_state::try_next() {
     if (fd >= 0) {
       set_nodelay(fd);
       if (::connect(fd, reinterpret_cast<const sockaddr*>(&ss), len) == 0 || errno == EINPROGRESS) {
-        current = &loop.adopt(fd, true, reinterpret_cast<const sockaddr*>(&ss), len, nullptr, owner);
+        current = &loop.adopt(reinterpret_cast<const sockaddr*>(&ss), len, owner);
+        loop.attach(*current, fd, true);
         return;
       }
       last_connect_error = last_error();
@@ -224,7 +225,7 @@ void client_state::on_connected(websocket& ws, std::error_code ec) {
   opts.origin = cfg.origin;
   opts.subprotocols = cfg.subprotocols;
   opts.extra_headers = cfg.headers;
-  ws.conn_ = std::make_unique<client_connection>(loop.now(), std::move(opts), loop.pooled(cfg.settings));
+  ws.make_client_engine(loop.now(), std::move(opts), loop.pooled(cfg.settings));
   loop.mark_dirty(ws);  // the request is queued: write it
 }
 

@@ -354,7 +354,7 @@ void resolver::resolve(std::string host, std::uint16_t port, done_fn done) {
 // ===========================================================================
 // loop_base: running
 
-loop_base::loop_base(gust::adapter a) : kind_(a), now_(clock::now()) {
+loop_base::loop_base(gust::adapter a) : kind_(a), now_(clock::now()), timer_epoch_(now_) {
   thread_.store(std::this_thread::get_id());
 }
 
@@ -417,7 +417,7 @@ bool loop_base::has_work() const {
 
 std::optional<time_point> loop_base::next_wakeup() const {
   std::optional<time_point> t;
-  if (!conn_timers_.empty()) t = conn_timers_.front().t;
+  if (!conn_timers_.empty()) t = from_tick(conn_timers_.front().tick);
   if (!timers_.empty() && (!t || timers_.front().t < *t)) t = timers_.front().t;
   return t;
 }
@@ -447,15 +447,16 @@ void loop_base::run(std::optional<time_point> until) {
 void loop_base::run_timers() {
   // Bounded by what is due now: a deadline re-armed in the past (or a timer
   // that schedules itself at once) waits for the next turn of the loop.
-  for (std::size_t n = conn_timers_.size(); n > 0 && !conn_timers_.empty() && conn_timers_.front().t <= now_; --n) {
+  for (std::size_t n = conn_timers_.size(); n > 0 && !conn_timers_.empty() && from_tick(conn_timers_.front().tick) <= now_; --n) {
     std::pop_heap(conn_timers_.begin(), conn_timers_.end(), std::greater<>());
     const conn_timer e = conn_timers_.back();
     conn_timers_.pop_back();
-    websocket* ws = session(e.slot, e.serial);
+    websocket* ws = sessions_store_.get(e.slot);
     if (!ws || ws->finished_ || !ws->armed_) continue;  // disarmed since
     if (*ws->armed_ > now_) {
       // Its deadline moved later after this entry was queued (rearm keeps
-      // the earlier entry standing in for it): queue the real one now.
+      // the earlier entry standing in for it), or the entry was an earlier
+      // session's of this slot: queue the real one now.
       push_timer(*ws);
       continue;
     }
@@ -464,7 +465,7 @@ void loop_base::run_timers() {
       close_now(*ws);
       continue;
     }
-    if (ws->conn_) ws->conn_->on_timeout(now_);
+    if (ws->conn()) ws->conn()->on_timeout(now_);
     service(*ws);
   }
   for (std::size_t n = timers_.size(); n > 0 && !timers_.empty() && timers_.front().t <= now_; --n) {
@@ -481,7 +482,7 @@ void loop_base::run_timers() {
 }
 
 void loop_base::rearm(websocket& ws) {
-  maybe_time d = ws.conn_ ? ws.conn_->next_deadline() : std::nullopt;
+  maybe_time d = ws.conn() ? ws.conn()->next_deadline() : std::nullopt;
   if (ws.extra_) {
     const maybe_time linger = ws.extra_->linger;
     if (linger && (!d || *linger < *d)) d = linger;
@@ -500,33 +501,67 @@ void loop_base::rearm(websocket& ws) {
 void loop_base::push_timer(websocket& ws) {
   // Entries of disarmed or moved deadlines stay in the heap until they
   // surface; past twice the live count, rebuild it from the live deadlines.
-  if (conn_timers_.size() > 2 * sessions_ + 64) {
+  // Rebuilt too, on a new epoch, once ticks have used half their range, so
+  // a tick never wraps.
+  constexpr auto rebase_after = std::uint64_t(1) << 31;
+  if (conn_timers_.size() > 2 * sessions_ + 64 ||
+      std::uint64_t((now_ - timer_epoch_) / conn_tick) > rebase_after) {
+    timer_epoch_ = std::max(timer_epoch_, now_);
     conn_timers_.clear();
-    for (auto& s : slots_)
-      if (s && !s->finished_ && s->armed_ && s.get() != &ws)
-        conn_timers_.push_back({*s->armed_, s->slot_, s->serial_});
+    sessions_store_.for_each([&](websocket& s) {
+      if (!s.finished_ && s.armed_ && &s != &ws) conn_timers_.push_back({to_tick(*s.armed_), s.slot_});
+    });
     std::make_heap(conn_timers_.begin(), conn_timers_.end(), std::greater<>());
   }
-  conn_timers_.push_back({*ws.armed_, ws.slot_, ws.serial_});
+  conn_timers_.push_back({to_tick(*ws.armed_), ws.slot_});
   std::push_heap(conn_timers_.begin(), conn_timers_.end(), std::greater<>());
+}
+
+// ===========================================================================
+// session_store
+
+session_store::~session_store() {
+  for_each([](websocket& ws) { std::destroy_at(&ws); });
+}
+
+void* session_store::acquire(std::uint32_t& slot) {
+  std::size_t p = std::min(first_free_, pages_.size());
+  while (p < pages_.size() && pages_[p] && pages_[p]->live == ~std::uint64_t(0)) ++p;
+  if (p == pages_.size()) pages_.emplace_back();
+  if (!pages_[p]) {
+    pages_[p].reset(new page);  // (not value-initialized: the records are written when used)
+  } else if (pages_[p]->live == 0) {
+    spare_ = false;  // (the spare is the only empty page)
+  }
+  page& pg = *pages_[p];
+  const auto i = static_cast<std::uint32_t>(std::countr_one(pg.live));
+  pg.live |= std::uint64_t(1) << i;
+  first_free_ = p;
+  slot = static_cast<std::uint32_t>(p) * page_slots + i;
+  return pg.records[i];
+}
+
+void session_store::release(std::uint32_t slot) noexcept {
+  const std::uint32_t p = slot / page_slots, i = slot % page_slots;
+  page& pg = *pages_[p];
+  pg.live &= ~(std::uint64_t(1) << i);
+  first_free_ = std::min<std::size_t>(first_free_, p);
+  if (pg.live != 0) return;
+  if (!spare_) {
+    spare_ = true;
+    return;
+  }
+  pages_[p].reset();
+  while (!pages_.empty() && !pages_.back()) pages_.pop_back();
 }
 
 // ===========================================================================
 // loop_base: sessions
 
-websocket& loop_base::adopt(int fd, bool connecting, const sockaddr* remote,
-                            socklen_t remote_len, std::unique_ptr<connection> conn,
-                            session_owner& owner) {
-  std::unique_ptr<websocket> owned(new websocket());
-  websocket& ws = *owned;
+websocket& loop_base::adopt(const sockaddr* remote, socklen_t remote_len, session_owner& owner) {
   std::uint32_t slot;
-  if (!free_slots_.empty()) {
-    slot = free_slots_.back();
-    free_slots_.pop_back();
-  } else {
-    slot = static_cast<std::uint32_t>(slots_.size());
-    slots_.emplace_back();
-  }
+  void* at = sessions_store_.acquire(slot);
+  websocket& ws = *::new (at) websocket();
   if (next_serial_ == 0) next_serial_ = 1;
   ws.slot_ = slot;
   ws.serial_ = next_serial_++;
@@ -534,12 +569,13 @@ websocket& loop_base::adopt(int fd, bool connecting, const sockaddr* remote,
   std::string unix_path;
   ws.remote_ = to_peer_address(remote, remote_len, &unix_path);
   if (!unix_path.empty()) extra(ws).unix_path = std::move(unix_path);
-  ws.conn_ = std::move(conn);
-  slots_[slot] = std::move(owned);
   ++sessions_;
-  backend_attach(ws, fd, connecting);
-  if (ws.conn_) mark_dirty(ws);  // arms its opening timeout
   return ws;
+}
+
+void loop_base::attach(websocket& ws, int fd, bool connecting) {
+  backend_attach(ws, fd, connecting);
+  if (ws.conn()) mark_dirty(ws);  // arms its opening timeout
 }
 
 session_extra& loop_base::extra(websocket& ws) {
@@ -591,10 +627,10 @@ void report_accept_error(const logger& log, counters* ctr, time_point now, time_
 }
 
 void loop_base::on_input(websocket& ws, std::span<std::byte> data) {
-  if (ws.finished_ || !ws.conn_) return;
+  if (ws.finished_ || !ws.conn()) return;
   counters::bump(ws.owner_->ctr.bytes_in, data.size());
   ws.received_ = true;
-  ws.conn_->receive(data, now_);
+  ws.conn()->receive(data, now_);
   ws.holds_borrowed_ = true;
   service(ws);
 }
@@ -602,11 +638,11 @@ void loop_base::on_input(websocket& ws, std::span<std::byte> data) {
 void loop_base::on_eof(websocket& ws) {
   if (ws.finished_) return;
   ws.eof_ = true;
-  if (!ws.conn_ || (ws.closing_transport_ && ws.write_shut_)) {
+  if (!ws.conn() || (ws.closing_transport_ && ws.write_shut_)) {
     close_now(ws);
     return;
   }
-  ws.conn_->receive_eof(now_);
+  ws.conn()->receive_eof(now_);
   service(ws);
 }
 
@@ -619,9 +655,9 @@ void loop_base::on_transport_error(websocket& ws, std::error_code) {
 }
 
 void loop_base::pump_events(websocket& ws) {
-  if (!ws.conn_) return;
+  if (!ws.conn()) return;
   while (!ws.finished_) {
-    connection& c = *ws.conn_;  // (a handler may swap it: see session_extra::plain)
+    connection& c = *ws.conn();  // (a handler may swap it: see session_extra::plain)
     if ((ws.paused_by_user_ || ws.paused_by_backpressure_) && c.state() == gust::state::open) break;
     auto ev = c.next_event(now_);
     if (!ev) {
@@ -642,13 +678,13 @@ void loop_base::pump_events(websocket& ws) {
   // Stopped early: the rest of the loop's read buffer is still lent to the
   // core; prepare() makes it keep its own copy before the buffer is reused.
   if (ws.holds_borrowed_) {
-    (void)ws.conn_->prepare(1);
+    (void)ws.conn()->prepare(1);
     ws.holds_borrowed_ = false;
   }
 }
 
 void loop_base::service(websocket& ws) {
-  if (ws.finished_ || !ws.conn_) return;
+  if (ws.finished_ || !ws.conn()) return;
   websocket* const outer = servicing_;
   servicing_ = &ws;
   service_turn(ws);
@@ -656,7 +692,7 @@ void loop_base::service(websocket& ws) {
 }
 
 void loop_base::service_turn(websocket& ws) {
-  connection& c = *ws.conn_;
+  connection& c = *ws.conn();
   for (int round = 0; round < 8; ++round) {
     pump_events(ws);
     if (ws.finished_) return;
@@ -719,17 +755,17 @@ void loop_base::update_backpressure(websocket& ws) {
     }
   }
   const handlers* h = handlers_of(ws);
-  if (h && h->on_drain && ws.conn_ && ws.conn_->state() == gust::state::open) h->on_drain(ws);
+  if (h && h->on_drain && ws.conn() && ws.conn()->state() == gust::state::open) h->on_drain(ws);
 }
 
 void loop_base::feed_held(websocket& ws) {
   if (!has_backlog(ws)) return;
   session_extra& x = *ws.extra_;
-  while (!x.backlog.empty() && ws.conn_->buffered_amount() <= ws.owner_->bp->high_watermark) {
+  while (!x.backlog.empty() && ws.conn()->buffered_amount() <= ws.owner_->bp->high_watermark) {
     prepared_message m = std::move(x.backlog.front());
     x.backlog.erase(x.backlog.begin());
     x.backlog_bytes -= m.payload().size();
-    if (!ws.conn_->send_prepared(m)) counters::bump(ws.owner_->ctr.msgs_out);
+    if (!ws.conn()->send_prepared(m)) counters::bump(ws.owner_->ctr.msgs_out);
   }
 }
 
@@ -737,7 +773,7 @@ std::error_code loop_base::send_failed(websocket& ws, std::error_code ec) {
   const backpressure_config& bp = *ws.owner_->bp;
   if (ec == errc::output_limit_reached && bp.hard_limit_close_code) {
     counters::bump(ws.owner_->ctr.hard_limit_closes);
-    ws.conn_->fail(now_, bp.hard_limit_close_code, "send buffer over its limit");
+    ws.conn()->fail(now_, bp.hard_limit_close_code, "send buffer over its limit");
     mark_dirty(ws);
   }
   return ec;
@@ -755,13 +791,13 @@ void loop_base::dispatch(websocket& ws, event& ev) {
           if (ws.owner_->server && !ws.abandoned_) {
             server_on_request(ws, *e.request);
           } else {
-            (void)static_cast<server_connection&>(*ws.conn_).reject(503);
+            (void)ws.server_engine().reject(503);
           }
         } else if constexpr (std::is_same_v<T, open_event>) {
           ws.opened_ = true;
           if (e.response) extra(ws).response = e.response;
           ws.open_index_ = static_cast<std::uint32_t>(open_.size());
-          open_.push_back(&ws);
+          open_.push_back(ws.slot_);
           counters::bump(ctr.open);
           counters::bump(ctr.hs_accepted);
           if (ws.owner_->client && !ws.abandoned_) client_on_open(ws);
@@ -775,11 +811,7 @@ void loop_base::dispatch(websocket& ws, event& ev) {
           if (h.on_pong) h.on_pong(ws, e);
         } else if constexpr (std::is_same_v<T, close_event>) {
           if (ws.open_index_ != UINT32_MAX) {
-            websocket* last = open_.back();
-            open_[ws.open_index_] = last;
-            last->open_index_ = ws.open_index_;
-            open_.pop_back();
-            ws.open_index_ = UINT32_MAX;
+            leave_open(ws);
             counters::adjust(ctr.open, 1, 0);
           }
           ctr.count_close(e.code);
@@ -796,18 +828,26 @@ void loop_base::dispatch(websocket& ws, event& ev) {
 
 void loop_base::close_now(websocket& ws) {
   if (ws.finished_) return;
-  if (ws.conn_ && !ws.abandoned_) {
-    const gust::state st = ws.conn_->state();
+  if (ws.conn() && !ws.abandoned_) {
+    const gust::state st = ws.conn()->state();
     if ((ws.opened_ && !ws.closed_delivered_) || st == gust::state::connecting) {
       // A close (1006) or handshake failure event is owed: the transport
       // ends here.
-      ws.conn_->receive_eof(now_);
+      ws.conn()->receive_eof(now_);
       ws.paused_by_user_ = ws.paused_by_backpressure_ = false;
       pump_events(ws);
       if (ws.finished_) return;
     }
   }
   finish(ws);
+}
+
+void loop_base::leave_open(websocket& ws) {
+  const std::uint32_t last = open_.back();
+  open_[ws.open_index_] = last;
+  sessions_store_.get(last)->open_index_ = ws.open_index_;
+  open_.pop_back();
+  ws.open_index_ = UINT32_MAX;
 }
 
 void loop_base::abandon(websocket& ws) {
@@ -824,11 +864,7 @@ void loop_base::finish(websocket& ws) {
   ws.gauge_buffered_ = 0;
   ws.gauge_memory_ = 0;
   if (ws.open_index_ != UINT32_MAX) {
-    websocket* last = open_.back();
-    open_[ws.open_index_] = last;
-    last->open_index_ = ws.open_index_;
-    open_.pop_back();
-    ws.open_index_ = UINT32_MAX;
+    leave_open(ws);
     counters::adjust(ws.owner_->ctr.open, 1, 0);
   }
   if (ws.tx_.handle >= 0) backend_close(ws);
@@ -847,8 +883,8 @@ void loop_base::reap() {
       }
       if (!ws->abandoned_) session_ended(*ws);
       const std::uint32_t slot = ws->slot_;
-      slots_[slot].reset();
-      free_slots_.push_back(slot);
+      std::destroy_at(ws);
+      sessions_store_.release(slot);
       --sessions_;
     }
   }
@@ -871,7 +907,7 @@ broadcast_result loop_base::broadcast(std::span<websocket* const> targets,
   r.status.reserve(targets.size());
   for (websocket* ws : targets) {
     send_status st;
-    if (!ws->conn_ || ws->finished_ || ws->conn_->state() != gust::state::open) {
+    if (!ws->conn() || ws->finished_ || ws->conn()->state() != gust::state::open) {
       st = send_status::not_open;
     } else if (message.error() == errc::invalid_utf8) {
       st = send_status::error;
@@ -886,7 +922,7 @@ broadcast_result loop_base::broadcast(std::span<websocket* const> targets,
           st = send_status::skipped;
           break;
         case over_limit_policy::close:
-          ws->conn_->fail(loop.now_, opts.close_code, "too slow: send buffer over its limit");
+          ws->conn()->fail(loop.now_, opts.close_code, "too slow: send buffer over its limit");
           loop.mark_dirty(*ws);
           st = send_status::closed;
           break;
@@ -905,17 +941,17 @@ broadcast_result loop_base::broadcast(std::span<websocket* const> targets,
         }
         case over_limit_policy::queue:
         default: {
-          auto ec = loop.after_send(*ws, ws->conn_->send_prepared(message));
+          auto ec = loop.after_send(*ws, ws->conn()->send_prepared(message));
           st = !ec ? send_status::sent
-               : ws->conn_->state() != gust::state::open ? send_status::closed
+               : ws->conn()->state() != gust::state::open ? send_status::closed
                                                           : send_status::error;
           break;
         }
       }
     } else {
-      auto ec = ws->owner_->loop->after_send(*ws, ws->conn_->send_prepared(message));
+      auto ec = ws->owner_->loop->after_send(*ws, ws->conn()->send_prepared(message));
       st = !ec ? send_status::sent
-           : ws->conn_->state() != gust::state::open ? send_status::closed
+           : ws->conn()->state() != gust::state::open ? send_status::closed
                                                       : send_status::error;
     }
     r.status.push_back(st);
@@ -997,7 +1033,16 @@ gust::adapter event_loop::adapter() const noexcept { return impl_->kind(); }
 // websocket
 
 websocket::websocket() = default;
-websocket::~websocket() = default;
+websocket::~websocket() { drop_engine(); }
+
+void websocket::drop_engine() noexcept {
+  if (!has_engine_) return;
+  if (client_engine_)
+    std::destroy_at(&engine_.client);
+  else
+    std::destroy_at(&engine_.server);
+  has_engine_ = client_engine_ = false;
+}
 
 std::error_code websocket::send_text(std::string_view text) {
   return send(message_type::text, std::as_bytes(std::span(text.data(), text.size())));
@@ -1007,15 +1052,15 @@ std::error_code websocket::send_binary(std::span<const std::byte> data) {
 }
 
 std::error_code websocket::send(message_type type, std::span<const std::byte> data) {
-  if (!conn_ || finished_) return errc::invalid_state;
-  if (detail::loop_base::has_backlog(*this) && conn_->state() == gust::state::open) {
+  if (!conn() || finished_) return errc::invalid_state;
+  if (detail::loop_base::has_backlog(*this) && conn()->state() == gust::state::open) {
     // Behind held broadcasts: keep the order (the payload is copied).
     prepared_message m(type, data);
     if (m.error()) return m.error();
     hold(std::move(m));
     return {};
   }
-  return owner_->loop->after_send(*this, conn_->send(type, data));
+  return owner_->loop->after_send(*this, conn()->send(type, data));
 }
 
 void websocket::hold(prepared_message m) {
@@ -1027,50 +1072,50 @@ void websocket::hold(prepared_message m) {
 
 std::error_code websocket::send_shared(message_type type, std::span<const std::byte> data,
                                        std::shared_ptr<const void> owner) {
-  if (!conn_ || finished_) return errc::invalid_state;
-  if (detail::loop_base::has_backlog(*this) && conn_->state() == gust::state::open) {
+  if (!conn() || finished_) return errc::invalid_state;
+  if (detail::loop_base::has_backlog(*this) && conn()->state() == gust::state::open) {
     prepared_message m(type, data, std::move(owner));
     if (m.error()) return m.error();
     hold(std::move(m));
     return {};
   }
-  return owner_->loop->after_send(*this, conn_->send_shared(type, data, std::move(owner)));
+  return owner_->loop->after_send(*this, conn()->send_shared(type, data, std::move(owner)));
 }
 
 std::error_code websocket::send_fragment(message_type type, std::span<const std::byte> data,
                                          bool fin) {
-  if (!conn_ || finished_) return errc::invalid_state;
-  return owner_->loop->after_send(*this, conn_->send_fragment(type, data, fin));
+  if (!conn() || finished_) return errc::invalid_state;
+  return owner_->loop->after_send(*this, conn()->send_fragment(type, data, fin));
 }
 
 std::error_code websocket::ping(std::span<const std::byte> payload) {
-  if (!conn_ || finished_) return errc::invalid_state;
-  auto ec = conn_->ping(payload, owner_->loop->now());
+  if (!conn() || finished_) return errc::invalid_state;
+  auto ec = conn()->ping(payload, owner_->loop->now());
   if (!ec) owner_->loop->mark_dirty(*this);
   return ec;
 }
 
 std::error_code websocket::close(std::uint16_t code, std::string_view reason) {
-  if (!conn_ || finished_) return errc::invalid_state;
-  auto ec = conn_->close(owner_->loop->now(), code, reason);
+  if (!conn() || finished_) return errc::invalid_state;
+  auto ec = conn()->close(owner_->loop->now(), code, reason);
   if (!ec) owner_->loop->mark_dirty(*this);
   return ec;
 }
 
 void websocket::fail(std::uint16_t code, std::string_view reason) {
   if (finished_) return;
-  if (!conn_) {
+  if (!conn()) {
     owner_->loop->close_now(*this);
     return;
   }
-  conn_->fail(owner_->loop->now(), code, reason);
+  conn()->fail(owner_->loop->now(), code, reason);
   owner_->loop->mark_dirty(*this);
 }
 
 std::error_code websocket::accept(accept_options opts) {
-  if (!conn_ || conn_->role() != gust::role::server) return errc::wrong_role;
+  if (!conn() || conn()->role() != gust::role::server) return errc::wrong_role;
   if (extra_ && extra_->plain) return errc::invalid_state;  // not an upgrade request
-  auto ec = static_cast<server_connection&>(*conn_).accept(owner_->loop->now(), std::move(opts));
+  auto ec = server_engine().accept(owner_->loop->now(), std::move(opts));
   if (!ec) {
     answered_ = true;
     owner_->loop->mark_dirty(*this);
@@ -1079,8 +1124,8 @@ std::error_code websocket::accept(accept_options opts) {
 }
 
 std::error_code websocket::reject(int status, std::string_view body) {
-  if (!conn_ || conn_->role() != gust::role::server) return errc::wrong_role;
-  auto ec = static_cast<server_connection&>(*conn_).reject(status, body);
+  if (!conn() || conn()->role() != gust::role::server) return errc::wrong_role;
+  auto ec = server_engine().reject(status, body);
   if (!ec) {
     answered_ = true;
     detail::counters::bump(owner_->ctr.hs_rejected);
@@ -1090,8 +1135,8 @@ std::error_code websocket::reject(int status, std::string_view body) {
 }
 
 std::error_code websocket::respond(const http::response& response) {
-  if (!conn_ || conn_->role() != gust::role::server) return errc::wrong_role;
-  auto ec = static_cast<server_connection&>(*conn_).respond(response);
+  if (!conn() || conn()->role() != gust::role::server) return errc::wrong_role;
+  auto ec = server_engine().respond(response);
   if (!ec) {
     answered_ = true;
     detail::counters::bump(owner_->ctr.http_responses);
@@ -1101,7 +1146,7 @@ std::error_code websocket::respond(const http::response& response) {
 }
 
 std::size_t websocket::buffered_amount() const noexcept {
-  return (conn_ ? conn_->buffered_amount() : 0) + detail::loop_base::backlog_bytes(*this);
+  return (conn() ? conn()->buffered_amount() : 0) + detail::loop_base::backlog_bytes(*this);
 }
 
 void websocket::pause_reading() { paused_by_user_ = true; }
@@ -1116,19 +1161,19 @@ void websocket::resume_reading() {
 }
 
 gust::state websocket::state() const noexcept {
-  return conn_ ? conn_->state() : (finished_ ? gust::state::closed : gust::state::connecting);
+  return conn() ? conn()->state() : (finished_ ? gust::state::closed : gust::state::connecting);
 }
 gust::role websocket::role() const noexcept {
-  return conn_ ? conn_->role() : (owner_->client ? gust::role::client : gust::role::server);
+  return conn() ? conn()->role() : (owner_->client ? gust::role::client : gust::role::server);
 }
 std::string_view websocket::extensions() const noexcept {
-  return conn_ && opened_ ? conn_->extensions() : std::string_view();
+  return conn() && opened_ ? conn()->extensions() : std::string_view();
 }
 
 const http::request* websocket::request() const noexcept {
-  if (extra_ && extra_->plain) return static_cast<const server_connection&>(*extra_->plain).request();
-  if (!conn_ || conn_->role() != gust::role::server) return nullptr;
-  return static_cast<const server_connection&>(*conn_).request();
+  if (extra_ && extra_->plain) return extra_->plain->request();
+  if (!conn() || conn()->role() != gust::role::server) return nullptr;
+  return server_engine().request();
 }
 const http::response* websocket::response() const noexcept {
   return extra_ ? extra_->response : nullptr;
@@ -1137,12 +1182,12 @@ endpoint websocket::remote_address() const {
   return detail::to_endpoint(remote_, extra_ ? std::string_view(extra_->unix_path) : std::string_view());
 }
 std::string_view websocket::subprotocol() const noexcept {
-  return conn_ ? conn_->subprotocol() : std::string_view();
+  return conn() ? conn()->subprotocol() : std::string_view();
 }
 std::optional<duration> websocket::latency() const noexcept {
-  return conn_ ? conn_->latency() : std::nullopt;
+  return conn() ? conn()->latency() : std::nullopt;
 }
-memory_usage websocket::memory() const noexcept { return conn_ ? conn_->memory() : memory_usage{}; }
+memory_usage websocket::memory() const noexcept { return conn() ? conn()->memory() : memory_usage{}; }
 event_loop& websocket::loop() noexcept { return *owner_->loop->facade; }
 
 broadcast_result broadcast(std::span<websocket* const> targets, message_type type,

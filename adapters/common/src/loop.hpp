@@ -20,9 +20,15 @@
 // so there is no re-entrancy (the core's rule, kept here).
 //
 // Why a heap and not a timer per connection in the kernel: 100,000
-// connections each with a keepalive deadline cost one entry each here (and
-// entries of re-armed deadlines are dropped lazily), and the adapter keeps
-// a single kernel timer (epoll: one timerfd) set to the earliest one.
+// connections each with a keepalive deadline cost one 8-byte entry each
+// here (and entries of re-armed deadlines are dropped lazily), and the
+// adapter keeps a single kernel timer (epoll: one timerfd) set to the
+// earliest one.
+//
+// Memory per idle connection, what this file decides: the websocket record
+// (104 bytes, in session_store's pages, the engine handle inside it), a
+// timer entry (8 bytes) and an open-list slot (4 bytes), plus the vectors'
+// slack; the engine's own state is the core's.
 //
 // Transport close (RFC 6455 7.1.1): when the core says
 // transport_should_close(), the pending output is written, the write side
@@ -34,6 +40,8 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <bit>
+#include <cstddef>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -41,6 +49,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -91,7 +100,7 @@ struct session_extra {
   // refuses those with 400 before any request_event, so the engine that
   // parsed it is kept here (for websocket::request()) and conn_ is a second
   // engine that writes the application's answer (server.cpp, plain_http).
-  std::unique_ptr<connection> plain;
+  std::optional<server_connection> plain;
   // Broadcasts held back by over_limit_policy::drop_oldest (few: at most
   // broadcast_options::max_held), and sends queued behind them.
   std::vector<prepared_message> backlog;
@@ -144,6 +153,60 @@ class resolver {
   std::thread t_;
 };
 
+/// The websockets of one loop, by slot, in pages that never move (a
+/// websocket& stays valid while it lives): a connection costs no
+/// allocation of its own (a record of 104 bytes took a 112-byte malloc
+/// chunk) and no pointer in a table. A page holds page_slots records and a
+/// bit per slot saying which are live. A new record takes the lowest free
+/// slot; a page that empties is freed, except one kept as a spare (a
+/// connection that comes and goes at a page boundary allocates nothing).
+///
+/// Only storage: loop_base constructs (websocket's constructor is private
+/// to it) and destroys the records.
+class session_store {
+ public:
+  static constexpr std::uint32_t page_slots = 64;
+
+  session_store() = default;
+  session_store(const session_store&) = delete;
+  session_store& operator=(const session_store&) = delete;
+  /// Destroys the records still live.
+  ~session_store();
+
+  /// The live record at `slot`, or null.
+  websocket* get(std::uint32_t slot) const noexcept {
+    const std::uint32_t p = slot / page_slots, i = slot % page_slots;
+    if (p >= pages_.size() || !pages_[p] || !(pages_[p]->live >> i & 1)) return nullptr;
+    return pages_[p]->at(i);
+  }
+  /// Storage for a new record (the caller constructs it there) and its slot.
+  void* acquire(std::uint32_t& slot);
+  /// The record at `slot` was destroyed: its storage is free.
+  void release(std::uint32_t slot) noexcept;
+  /// Calls f(websocket&) for every live record, by slot.
+  template <class F>
+  void for_each(F&& f) const {
+    for (std::size_t p = 0; p < pages_.size(); ++p) {
+      if (!pages_[p]) continue;
+      for (std::uint64_t live = pages_[p]->live; live; live &= live - 1)
+        f(*pages_[p]->at(static_cast<std::uint32_t>(std::countr_zero(live))));
+    }
+  }
+
+ private:
+  struct page {
+    std::uint64_t live = 0;  // bit i: records[i] holds a websocket
+    alignas(websocket) std::byte records[page_slots][sizeof(websocket)];
+    websocket* at(std::uint32_t i) noexcept {
+      return std::launder(reinterpret_cast<websocket*>(records[i]));
+    }
+  };
+  static_assert(page_slots == 64, "live is one 64-bit word");
+  std::vector<std::unique_ptr<page>> pages_;  // null: freed
+  std::size_t first_free_ = 0;  // no page before this one has a free slot
+  bool spare_ = false;          // an empty page is kept
+};
+
 class loop_base {
  public:
   explicit loop_base(gust::adapter a);
@@ -174,9 +237,12 @@ class loop_base {
   /// storage and zlib streams are borrowed while in use, so an idle
   /// connection holds neither (output_pool.hpp, deflate_pool.hpp).
   gust::settings pooled(const gust::settings& s);
-  /// A new session around a connected (or connecting) socket.
-  websocket& adopt(int fd, bool connecting, const sockaddr* remote, socklen_t remote_len,
-                   std::unique_ptr<connection> conn, session_owner& owner);
+  /// A new session, for a socket connected to (or connecting to) `remote`.
+  /// The owner makes a server's engine, then calls attach().
+  websocket& adopt(const sockaddr* remote, socklen_t remote_len, session_owner& owner);
+  /// Watches the session's socket `fd`; a session with an engine is
+  /// serviced soon (which arms its opening timeout).
+  void attach(websocket& ws, int fd, bool connecting);
   void mark_dirty(websocket& ws);
   /// Pull events, write, decide backpressure and closing, re-arm.
   void service(websocket& ws);
@@ -186,10 +252,15 @@ class loop_base {
   void abandon(websocket& ws);
   template <class F>
   void for_each_session(F&& f) {
-    for (std::size_t i = 0; i < slots_.size(); ++i)
-      if (slots_[i] && !slots_[i]->finished_) f(*slots_[i]);
+    sessions_store_.for_each([&](websocket& ws) {
+      if (!ws.finished_) f(ws);
+    });
   }
-  const std::vector<websocket*>& open_connections() const noexcept { return open_; }
+  /// Calls f(websocket&) for every open connection (OPEN or CLOSING).
+  template <class F>
+  void for_each_open(F&& f) const {
+    for (std::uint32_t slot : open_) f(*sessions_store_.get(slot));
+  }
 
   /// `message` is shared by every target's queue.
   static broadcast_result broadcast(std::span<websocket* const> targets,
@@ -204,7 +275,7 @@ class loop_base {
     if (!ec) [[likely]] {
       counters::bump(ws.owner_->ctr.msgs_out);
       if (&ws != servicing_) mark_dirty(ws);
-      if (!ws.over_limit_ && ws.conn_->buffered_amount() + backlog_bytes(ws) > ws.owner_->bp->high_watermark)
+      if (!ws.over_limit_ && ws.conn()->buffered_amount() + backlog_bytes(ws) > ws.owner_->bp->high_watermark)
         update_backpressure(ws);
       return ec;
     }
@@ -268,15 +339,15 @@ class loop_base {
  protected:
   // Adapters reach the facade's per-connection state through these.
   static transport_state& tx(websocket& ws) noexcept { return ws.tx_; }
-  static bool has_core(const websocket& ws) noexcept { return ws.conn_ != nullptr; }
+  static bool has_core(const websocket& ws) noexcept { return ws.conn() != nullptr; }
   static bool paused(const websocket& ws) noexcept {
     return ws.paused_by_user_ || ws.paused_by_backpressure_;
   }
   static bool finished(const websocket& ws) noexcept { return ws.finished_; }
   static counters* ctr(websocket& ws) noexcept { return &ws.owner_->ctr; }
   websocket* session(std::uint32_t slot, std::uint32_t serial) noexcept {
-    if (slot >= slots_.size() || !slots_[slot] || slots_[slot]->serial_ != serial) return nullptr;
-    return slots_[slot].get();
+    websocket* ws = sessions_store_.get(slot);
+    return ws && ws->serial_ == serial ? ws : nullptr;
   }
   static std::uint32_t slot_of(const websocket& ws) noexcept { return ws.slot_; }
   static std::uint32_t serial_of(const websocket& ws) noexcept { return ws.serial_; }
@@ -307,6 +378,7 @@ class loop_base {
   void client_on_handshake_failure(websocket& ws, const handshake_failure& f);
   void session_ended(websocket& ws);
   void finish(websocket& ws);
+  void leave_open(websocket& ws);  // ws.open_index_ is set
   void service_turn(websocket& ws);
   void reap();
   void rearm(websocket& ws);
@@ -320,23 +392,40 @@ class loop_base {
   // Declared before the sessions: they borrow from these until destroyed.
   gust::output_pool output_pool_;
   gust::deflate_pool deflate_pool_;
-  std::vector<std::unique_ptr<websocket>> slots_;
-  std::vector<std::uint32_t> free_slots_;
+  session_store sessions_store_;
   std::uint32_t next_serial_ = 1;
   std::size_t sessions_ = 0;
-  std::vector<websocket*> open_;
+  // The open connections' slots (4 bytes each, not a pointer), in no
+  // order; websocket::open_index_ is the position of its own.
+  std::vector<std::uint32_t> open_;
   std::vector<websocket*> dirty_;
   // Empty, with storage: flush_dirty() swaps it in, so marking a
   // connection dirty on every message does not allocate.
   std::vector<websocket*> dirty_spare_;
   std::vector<websocket*> finished_;
 
+  // Connection deadlines: a min-heap of 8-byte entries, the deadline in
+  // ticks of conn_tick since timer_epoch_, rounded up (an entry never
+  // surfaces before the deadline it stands for, and at most a tick after
+  // it), and the slot. No serial: an entry is only a hint to look at the
+  // slot; what fires is the record's own armed_, when due. Deadlines past
+  // the 32-bit range are clamped (they surface early and are queued again),
+  // and the epoch moves forward, with the heap rebuilt, long before ticks
+  // run out (see push_timer).
+  static constexpr duration conn_tick = std::chrono::microseconds(1);
   struct conn_timer {
-    time_point t;
-    std::uint32_t slot, serial;
-    bool operator>(const conn_timer& o) const noexcept { return t > o.t; }
+    std::uint32_t tick, slot;
+    bool operator>(const conn_timer& o) const noexcept { return tick > o.tick; }
   };
+  static_assert(sizeof(conn_timer) == 8, "one entry per armed connection: keep it small");
+  std::uint32_t to_tick(time_point t) const noexcept {
+    if (t <= timer_epoch_) return 0;
+    const auto n = (t - timer_epoch_ + conn_tick - duration(1)) / conn_tick;  // rounded up
+    return n >= UINT32_MAX ? UINT32_MAX : static_cast<std::uint32_t>(n);
+  }
+  time_point from_tick(std::uint32_t tick) const noexcept { return timer_epoch_ + tick * conn_tick; }
   std::vector<conn_timer> conn_timers_;  // min-heap
+  time_point timer_epoch_;
   struct plain_timer {
     time_point t;
     std::uint64_t id;

@@ -88,9 +88,9 @@ void server_state::on_accept(std::size_t i, loop_base& loop, int fd, const socka
   if (remote->sa_family != AF_UNIX) set_nodelay(fd);
   counters::bump(p.owner->ctr.accepted);
   if (!p.settings) p.settings = std::make_shared<const gust::settings>(loop.pooled(cfg.settings));
-  loop.adopt(fd, false, remote, len,
-             std::make_unique<server_connection>(loop.now(), shared_settings(p.settings), cfg.options),
-             *p.owner);
+  websocket& ws = loop.adopt(remote, len, *p.owner);
+  ws.make_server_engine(loop.now(), shared_settings(p.settings), cfg.options);
+  loop.attach(ws, fd, false);
 }
 
 void server_state::on_request(websocket& ws, const http::request& req) {
@@ -115,29 +115,30 @@ bool server_state::plain_http(websocket& ws, const handshake_failure& f) {
   if (!cfg.handlers.on_request || f.error != handshake_error::bad_request ||
       (ws.extra_ && ws.extra_->plain))
     return false;
-  const http::request* req = static_cast<server_connection&>(*ws.conn_).request();
+  const http::request* req = ws.server_engine().request();
   if (!req || req->method != "GET" || req->headers.contains("Upgrade")) return false;
   loop_base& loop = *ws.owner_->loop;
   server_options opts;
   opts.server_header = cfg.options.server_header;
-  auto responder = std::make_unique<server_connection>(loop.now(), loop.pooled(cfg.settings), opts);
+  server_connection responder(loop.now(), loop.pooled(cfg.settings), opts);
   std::string head = "GET " + req->target +
                      " HTTP/1.1\r\nHost: gust\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n\r\n";
-  responder->receive(std::as_writable_bytes(std::span(head.data(), head.size())), loop.now());
-  auto ev = responder->next_event(loop.now());
+  responder.receive(std::as_writable_bytes(std::span(head.data(), head.size())), loop.now());
+  auto ev = responder.next_event(loop.now());
   if (!ev || !std::holds_alternative<request_event>(*ev)) return false;
-  if (responder->next_event(loop.now())) return false;  // (the head is used up)
+  if (responder.next_event(loop.now())) return false;  // (the head is used up)
   session_extra& x = loop_base::extra(ws);
-  x.plain = std::move(ws.conn_);
-  ws.conn_ = std::move(responder);
+  x.plain.emplace(std::move(ws.server_engine()));
+  ws.server_engine() = std::move(responder);
   ws.answered_ = false;
   if (of(loop).shutting_down)
     (void)ws.reject(503, "server shutting down\n");
   else
     cfg.handlers.on_request(ws, *req);
   if (!ws.answered_) {
-    ws.conn_ = std::move(x.plain);
+    ws.server_engine() = std::move(*x.plain);
+    x.plain.reset();
     return false;
   }
   return true;
@@ -157,7 +158,7 @@ void server_state::do_shutdown(std::size_t i, const shutdown_options& opts) {
     if (ws.owner_->server != this) return;
     if (ws.write_shut_)
       loop.close_now(ws);  // done already, only waiting for the peer's FIN
-    else if (ws.conn_ && ws.conn_->state() == gust::state::open)
+    else if (ws.conn() && ws.conn()->state() == gust::state::open)
       (void)ws.close(opts.code, opts.reason);
   });
   p.closing_all = true;
@@ -188,8 +189,9 @@ void server_state::abandon_all() {
 
 std::vector<websocket*> server_state::local_connections(loop_base& l) const {
   std::vector<websocket*> out;
-  for (websocket* ws : l.open_connections())
-    if (ws->owner_->server == this) out.push_back(ws);
+  l.for_each_open([&](websocket& ws) {
+    if (ws.owner_->server == this) out.push_back(&ws);
+  });
   return out;
 }
 
@@ -211,7 +213,7 @@ void loop_base::session_ended(websocket& ws) {
 void server_state::close_idle_when_done(loop_base& loop) {
   if (!of(loop).closing_all) return;
   auto idle = [](const websocket& ws) {
-    return !ws.received_ && ws.conn_ && ws.conn_->state() == gust::state::connecting;
+    return !ws.received_ && ws.conn() && ws.conn()->state() == gust::state::connecting;
   };
   bool others = false;
   loop.for_each_session([&](websocket& ws) {

@@ -52,8 +52,8 @@ class epoll_loop final : public epoll_sockets<epoll_loop> {
     for (auto& l : listeners_)
       if (l.active) ::close(l.fd);
     close_own();
-    for (auto& s : slots_)  // sessions still open when the loop goes
-      if (s) backend_close(*s);
+    // Sessions still open when the loop goes.
+    sessions_store_.for_each([&](websocket& ws) { backend_close(ws); });
   }
 
   // ---- waiting -------------------------------------------------------------

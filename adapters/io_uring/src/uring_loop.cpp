@@ -73,6 +73,8 @@ constexpr unsigned cq_entries = 16384;  // cancels of 10,000 closing connections
 constexpr std::size_t send_chunk = 256 * 1024;  // bytes taken from the core per send
 constexpr std::size_t pool_keep_size = 256 * 1024;
 constexpr std::size_t pool_keep_count = 64;
+constexpr std::size_t small_send = 512;             // see take_buffer
+constexpr std::size_t min_send_buffer = 16 * 1024;  // larger sends: at least this
 constexpr unsigned cqe_batch = 256;
 constexpr duration retire_bound = std::chrono::seconds(1);
 
@@ -85,20 +87,22 @@ constexpr std::uint64_t user_data(op o, std::uint32_t gen, std::uint32_t idx) {
 }
 
 // A connection's socket state; outlives its websocket while operations run.
+// One per connection (24 bytes): the flags are bits.
 struct conn_io {
   std::uint32_t gen = 0;
   int fd = -1;
   websocket* ws = nullptr;  // null once the facade closed it (retired)
-  bool in_use = false;
-  bool connecting = false;  // POLLOUT poll in flight
-  bool recv_armed = false;  // multishot receive in flight
-  bool recv_cancelling = false;
-  bool eof = false;
-  bool shut_pending = false;  // shutdown(SHUT_WR) once the send completes
-  bool held = false;          // retired with operations in flight: run() waits for them
-  bool give_up = false;       // retired past retire_bound: no more resubmits
-  std::int64_t send = -1;     // index of the send in flight
+  std::int32_t send = -1;   // index of the send in flight
+  bool in_use : 1 = false;
+  bool connecting : 1 = false;  // POLLOUT poll in flight
+  bool recv_armed : 1 = false;  // multishot receive in flight
+  bool recv_cancelling : 1 = false;
+  bool eof : 1 = false;
+  bool shut_pending : 1 = false;  // shutdown(SHUT_WR) once the send completes
+  bool held : 1 = false;          // retired with operations in flight: run() waits for them
+  bool give_up : 1 = false;       // retired past retire_bound: no more resubmits
 };
+static_assert(sizeof(conn_io) <= 24, "one per connection");
 
 struct out_buffer {
   std::unique_ptr<std::byte[]> p;
@@ -364,7 +368,7 @@ class uring_loop final : public loop_base {
     s.zc = total >= zc_threshold_;
     s.conn = static_cast<std::uint32_t>(tx(ws).handle);
     s.conn_gen = io.gen;
-    io.send = si;
+    io.send = static_cast<std::int32_t>(si);
     submit_send(si, io.fd);
   }
 
@@ -671,14 +675,27 @@ class uring_loop final : public loop_base {
         pool_.pop_back();
         return b;
       }
+    // A small send (an opening handshake's answer, a pong, a short message)
+    // gets a small buffer: a burst of accepts puts thousands of answers in
+    // flight at once, and a page-spanning buffer for each touched a page
+    // per connection.
     out_buffer b;
-    b.cap = std::max<std::size_t>(n, 16 * 1024);
+    b.cap = n <= small_send ? small_send : std::max(n, min_send_buffer);
     b.p = std::make_unique_for_overwrite<std::byte[]>(b.cap);
     return b;
   }
 
   void give_buffer(out_buffer b) {
-    if (b.p && b.cap <= pool_keep_size && pool_.size() < pool_keep_count) pool_.push_back(std::move(b));
+    if (!b.p || b.cap > pool_keep_size) return;
+    if (pool_.size() < pool_keep_count) {
+      pool_.push_back(std::move(b));
+      return;
+    }
+    // Full: keep the larger buffers (a small one takes any), so a pool
+    // filled by small sends does not make every larger send allocate.
+    auto smallest = std::min_element(pool_.begin(), pool_.end(),
+                                     [](const out_buffer& x, const out_buffer& y) { return x.cap < y.cap; });
+    if (smallest->cap < b.cap) *smallest = std::move(b);
   }
 
   // ---- listeners -----------------------------------------------------------

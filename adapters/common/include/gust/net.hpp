@@ -35,11 +35,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <new>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "gust/connection.hpp"
@@ -240,6 +242,16 @@ struct peer_address {
   std::uint16_t port = 0;
   endpoint::kind family = endpoint::kind::none;
 };
+
+/// The engine, in place in its websocket (held by a pointer it cost a
+/// separate allocation of 32 bytes per connection). It is constructed as the
+/// concrete type, server or client; the websocket's flags say which, if any.
+union engine_storage {
+  engine_storage() noexcept {}
+  ~engine_storage() {}
+  server_connection server;
+  client_connection client;
+};
 }  // namespace detail
 
 // ---------------------------------------------------------------------------
@@ -305,7 +317,7 @@ class websocket {
   event_loop& loop() noexcept;
   /// The core connection underneath, for what the facade does not wrap.
   /// Only queue output through it; the loop drives its input and timers.
-  connection& core() noexcept { return *conn_; }
+  connection& core() noexcept { return *conn(); }
 
  private:
   friend class detail::loop_base;
@@ -315,14 +327,40 @@ class websocket {
   /// Queues `m` behind the held broadcasts (there are some).
   void hold(prepared_message m);
 
+  // The engine: null until a client's socket has connected (a server's is
+  // made with the websocket), and after drop_engine().
+  connection* conn() noexcept {
+    if (!has_engine_) return nullptr;
+    return client_engine_ ? static_cast<connection*>(&engine_.client) : &engine_.server;
+  }
+  const connection* conn() const noexcept { return const_cast<websocket*>(this)->conn(); }
+  /// A server's engine (the caller knows there is one).
+  server_connection& server_engine() noexcept { return engine_.server; }
+  const server_connection& server_engine() const noexcept { return engine_.server; }
+  /// Constructs the engine in place (there is none yet).
+  template <class... Args>
+  void make_server_engine(Args&&... args) {
+    ::new (static_cast<void*>(&engine_.server)) server_connection(std::forward<Args>(args)...);
+    has_engine_ = true;
+    client_engine_ = false;
+  }
+  template <class... Args>
+  void make_client_engine(Args&&... args) {
+    ::new (static_cast<void*>(&engine_.client)) client_connection(std::forward<Args>(args)...);
+    has_engine_ = true;
+    client_engine_ = true;
+  }
+  void drop_engine() noexcept;
+
   // Owned by the loop: everything below is the facade's per-connection
   // state; the transport (socket) state is the adapter's. Kept small (the
   // size is asserted in tests/adapters/test_adapters.cpp): an idle server
-  // holds one per connection. What only some connections need (a plain
+  // holds one per connection (in the loop's record pages, no allocation of
+  // its own). What only some connections need (a plain
   // HTTP answer, held broadcasts, a closing transport's linger, a client's
   // response, a Unix peer's path) lives in extra_, made on first use.
   detail::session_owner* owner_ = nullptr;  // loop, handlers, counters, server or client
-  std::unique_ptr<connection> conn_;
+  detail::engine_storage engine_;  // see conn()
   detail::transport_state tx_;
   std::unique_ptr<detail::session_extra> extra_;
   std::any user_;
@@ -347,6 +385,8 @@ class websocket {
   bool finished_ : 1 = false;        // transport closed, waiting to be destroyed
   bool abandoned_ : 1 = false;       // its owner went away: no more handlers
   std::uint64_t gauge_memory_ : 48 = 0;
+  bool has_engine_ : 1 = false;     // engine_ holds one
+  bool client_engine_ : 1 = false;  // ... a client_connection (else a server_connection)
   std::uint32_t slot_ = 0, serial_ = 0;
   std::uint32_t open_index_ = UINT32_MAX;
   detail::peer_address remote_;
