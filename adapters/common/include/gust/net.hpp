@@ -243,8 +243,8 @@ struct peer_address {
   endpoint::kind family = endpoint::kind::none;
 };
 
-/// The engine, in place in its websocket (held by a pointer it cost a
-/// separate allocation of 32 bytes per connection). It is constructed as the
+/// The engine, in place in its websocket: behind a pointer it cost a
+/// separate 32-byte allocation per connection. It is constructed as the
 /// concrete type, server or client; the websocket's flags say which, if any.
 union engine_storage {
   engine_storage() noexcept {}
