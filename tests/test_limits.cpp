@@ -842,6 +842,52 @@ TEST_SUITE("limits: memory accounting") {
     });
   }
 
+  TEST_CASE("with an output_pool, many connections' big frames in flight at once reuse the pool's buffers") {
+    // 48 connections each hold half of a 64 KiB frame, then echo it: 48
+    // input buffers and 48 output buffers out at once, all given back.
+    gust::output_pool pool;
+    gust::settings s;
+    s.output_pool = &pool;
+    s.timeouts.ping_interval = {};
+    virtual_clock clk;
+    std::vector<gust::server_connection> conns;
+    for (int i = 0; i < 48; ++i) {
+      conns.push_back(open_server(clk, s));
+      (void)take_output(conns.back());
+    }
+    const std::string wire = peer_frame(true, 0x82, pattern(64 * 1024));
+    const std::size_t half = wire.size() / 2;
+    for (int round = 0; round < 3; ++round) {
+      std::vector<std::string> in(conns.size(), wire);
+      std::optional<allocation_scope> track;
+      if (round > 0) track.emplace();
+      for (std::size_t i = 0; i < conns.size(); ++i) {
+        conns[i].receive(std::as_writable_bytes(std::span(in[i].data(), half)), clk.now);
+        CHECK(!conns[i].next_event(clk.now));
+      }
+      std::size_t echoed = 0;
+      for (std::size_t i = 0; i < conns.size(); ++i) {
+        conns[i].receive(std::as_writable_bytes(std::span(in[i].data() + half, wire.size() - half)), clk.now);
+        while (auto e = conns[i].next_event(clk.now)) {
+          auto* m = std::get_if<message_event>(&*e);
+          REQUIRE(m);
+          echoed += m->data.size();
+          REQUIRE(!conns[i].send(m->type, m->data));
+        }
+      }
+      CHECK(echoed == conns.size() * 64 * 1024);
+      for (auto& c : conns) {
+        std::size_t n = 0;
+        for (const auto& b : c.pending_output()) n += b.size;
+        REQUIRE(!c.consume_output(n));
+      }
+      if (track) {
+        INFO("round " << round << ": " << track->count() << " allocations, largest " << track->largest());
+        CHECK(track->count() == 0);
+      }
+    }
+  }
+
   TEST_CASE("memory().message holds a fragmented message and drops back after it") {
     gust::settings s;
     s.limits.max_message_size = 4 * one_mib;

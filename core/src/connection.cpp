@@ -378,7 +378,7 @@ struct connection::impl {
     // then cost one allocation, not one per step.
     std::size_t cap = std::max({t->iend + room, t->icap * 2, std::size_t{256}});
     std::unique_ptr<std::byte[]> grown;
-    if (cfg().output_pool && cap > input_keep_limit)
+    if (cfg().output_pool && cap > pooled_keep_limit)
       grown = cfg().output_pool->internals().take_block(cap, cap);
     else
       grown = std::make_unique_for_overwrite<std::byte[]>(cap);
@@ -425,10 +425,11 @@ struct connection::impl {
     t->borrowed = nullptr;
     if (t->icap > input_keep_limit) release_input_storage();
   }
-  // A large buffer goes back to the pool (the next big frame, on any
-  // connection, reuses its pages); a small one is freed.
+  // A buffer larger than a pooled traffic state keeps goes back to the
+  // pool's blocks (the next big frame, on any connection, reuses it and its
+  // pages); a small one is freed.
   void release_input_storage() noexcept {
-    if (cfg().output_pool && t->icap > input_keep_limit)
+    if (cfg().output_pool && t->icap > pooled_keep_limit)
       cfg().output_pool->internals().give_block(std::move(t->ibuf), t->icap);
     t->ibuf.reset();
     t->icap = 0;

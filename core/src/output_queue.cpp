@@ -273,20 +273,27 @@ std::unique_ptr<std::byte[]> output_pool::impl::take_block(std::size_t min, std:
   auto p = std::move(blocks[best].p);
   cap = blocks[best].cap;
   bytes -= cap;
-  blocks.erase(blocks.begin() + static_cast<std::ptrdiff_t>(best));
+  block_bytes -= cap;
+  blocks[best] = std::move(blocks.back());
+  blocks.pop_back();
   return p;
 }
 
 void output_pool::impl::give_block(std::unique_ptr<std::byte[]> p, std::size_t cap) noexcept {
-  if (!p || cap > max_block_size) return;
-  if (blocks.size() == max_blocks) {
+  if (!p || cap > max_block_bytes) return;
+  // Full (in number or in bytes): smaller blocks make room for a larger
+  // one, never the other way round.
+  while (blocks.size() == max_blocks || block_bytes + cap > max_block_bytes) {
     auto smallest = std::min_element(blocks.begin(), blocks.end(),
                                      [](const block& a, const block& b) { return a.cap < b.cap; });
     if (smallest->cap >= cap) return;
     bytes -= smallest->cap;
-    blocks.erase(smallest);
+    block_bytes -= smallest->cap;
+    *smallest = std::move(blocks.back());
+    blocks.pop_back();
   }
   bytes += cap;
+  block_bytes += cap;
   blocks.push_back({std::move(p), cap});
 }
 output_pool::impl::~impl() = default;

@@ -141,10 +141,14 @@ struct output_pool::impl {
     std::unique_ptr<std::byte[]> p;
     std::size_t cap = 0;
   };
-  static constexpr std::size_t max_blocks = 4;
-  static constexpr std::size_t max_block_size = std::size_t{64} << 20;
+  // As many as the connections with a big message in flight at once (100
+  // connections echoing 64 KiB need a few dozen), within a bound on bytes:
+  // four were too few, and the misses allocated on every few messages.
+  static constexpr std::size_t max_blocks = 128;
+  static constexpr std::size_t max_block_bytes = std::size_t{32} << 20;
   std::vector<block> blocks;
-  std::size_t bytes = 0;
+  std::size_t block_bytes = 0;  // of blocks
+  std::size_t bytes = 0;        // of everything kept
 
   /// The smallest kept block of at least `min` bytes (its size in `cap`), or
   /// a new one of `min`.
