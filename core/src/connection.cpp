@@ -832,7 +832,13 @@ struct connection::impl {
     stash_borrowed();
     // A caller that lends its buffers (receive()) needs ours only for a
     // partial frame: once that is used up, an idle connection holds none.
-    if (t->ipos == t->iend && (lends_buffers || t->icap > input_keep_limit)) drop_input_buffer();
+    // With a pool it is the traffic state that goes back once idle, with a
+    // buffer it may keep (pooled_keep_limit), so the next partial frame on
+    // any connection does not allocate one again.
+    if (t->ipos == t->iend) {
+      if (cfg().output_pool ? t->icap > pooled_keep_limit : lends_buffers || t->icap > input_keep_limit)
+        drop_input_buffer();
+    }
     return std::nullopt;
   }
   void drop_input_buffer() noexcept {
