@@ -7,9 +7,11 @@
 // (settings.output_pool) borrow that storage when they queue bytes and give
 // it back once everything queued was written: an idle connection holds no
 // output storage, and the pool holds about as many arenas as connections
-// had output in flight at once, not one per connection. Arenas grown past
-// 256 KiB are freed rather than kept, and the pool keeps at most
-// `max_cached` idle ones.
+// had output in flight at once, not one per connection. The pool keeps at
+// most `max_cached` idle ones. Arenas grown past 256 KiB and input buffers
+// past 16 KiB go instead to a cache of large blocks (at most 128 of them
+// and 32 MiB in all) that the next big message on any connection of the
+// pool reuses, so that big messages do not allocate either once it is warm.
 //
 // The same goes for the rest of a connection's working state (input
 // buffer, frame and message being received, output queue, fragmented send):
