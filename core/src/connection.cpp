@@ -298,7 +298,6 @@ struct connection::impl {
   bool deflate_on : 1 = false;       // permessage-deflate negotiated (rare->agreement)
   bool awaiting_pong : 1 = false;    // a keepalive ping out; timer is its pong's deadline
   bool close_sent : 1 = false;
-  bool close_received : 1 = false;
   bool close_clean : 1 = false;
   bool close_by_peer : 1 = false;
 
@@ -1215,7 +1214,6 @@ struct connection::impl {
       if (!detail::is_valid_utf8(reason.data(), reason.size()))
         return protocol_fail(close_code::invalid_payload, "close reason is not UTF-8");
     }
-    close_received = true;
     const bool by_peer = !close_sent;
     // 5.5.1: "the endpoint MUST send a Close frame in response ... It
     // typically echos the status code it received."
