@@ -259,6 +259,7 @@ TEST_SUITE("io_uring: provided buffers") {
   TEST_CASE("the buffer ring exhausted by many connections sending at once") {
     raise_fd_limit();
     const auto before = get(counters().enobufs);
+    const auto grown0 = get(counters().ring_grown);
     auto cfg = echo_config(uring);
     cfg.settings.timeouts.close_timeout = 500ms;  // at stop(): the peers never answer
     auto stalled = std::make_shared<std::atomic<bool>>(false);
@@ -292,7 +293,47 @@ TEST_SUITE("io_uring: provided buffers") {
     }
     CHECK(good == n);
     CHECK(get(counters().enobufs) > before);  // the ring did run dry
+    CHECK(get(counters().ring_grown) > grown0);  // and was given more of the buffers
     CHECK(st.srv().stats().messages_in == std::uint64_t(n));
+    CHECK(st.stop());
+  }
+
+  TEST_CASE("a burst of opening handshakes reads outside the buffer ring") {
+    // Hundreds of requests read in one batch: through the ring, each would
+    // take a 128 KiB buffer (writing a page of every one) and starve it.
+    raise_fd_limit();
+    const auto enobufs0 = get(counters().enobufs);
+    const auto grown0 = get(counters().ring_grown);
+    const auto reads0 = get(counters().handshake_reads);
+    auto cfg = echo_config(uring);
+    cfg.settings.timeouts.close_timeout = 500ms;
+    auto stalled = std::make_shared<std::atomic<bool>>(false);
+    auto all_sent = std::make_shared<std::atomic<bool>>(false);
+    cfg.handlers.on_open = [stalled, all_sent](websocket&) {
+      if (!stalled->exchange(true)) (void)wait_until([&] { return all_sent->load(); }, 20s);
+    };
+    server_thread st(std::move(cfg));
+    REQUIRE(!st.listen_error);
+    constexpr int n = 400;
+    const std::string request =
+        "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    std::vector<std::unique_ptr<raw_peer>> peers;
+    for (int i = 0; i < n; ++i) {
+      peers.push_back(std::make_unique<raw_peer>(st.port()));
+      REQUIRE(peers.back()->connected);
+      REQUIRE(peers.back()->send(request));
+      if (i == 0) REQUIRE(wait_until([&] { return stalled->load(); }, 5s));  // the loop waits from here
+    }
+    std::this_thread::sleep_for(50ms);  // (the last requests reach the server's sockets)
+    all_sent->store(true);
+    int upgraded = 0;
+    for (auto& p : peers)
+      if (p->read_until("\r\n\r\n", 10s).rfind("HTTP/1.1 101", 0) == 0) ++upgraded;
+    CHECK(upgraded == n);
+    CHECK(get(counters().handshake_reads) - reads0 >= std::uint64_t(n));
+    CHECK(get(counters().enobufs) == enobufs0);
+    CHECK(get(counters().ring_grown) == grown0);
     CHECK(st.stop());
   }
 }

@@ -16,6 +16,8 @@ struct uring_counters {
   std::atomic<std::uint64_t> retired_sends{0};  // closed with a send in flight
   std::atomic<std::uint64_t> zc_sends{0};       // IORING_OP_SEND_ZC submitted
   std::atomic<std::uint64_t> zc_notifs{0};      // their notifications
+  std::atomic<std::uint64_t> ring_grown{0};     // buffers added to the ring's share (it ran dry)
+  std::atomic<std::uint64_t> handshake_reads{0};  // recv(2) of a connection in its opening handshake
 };
 
 uring_counters& uring_debug_counters() noexcept;

@@ -76,6 +76,7 @@ constexpr std::size_t pool_keep_count = 64;
 constexpr std::size_t small_send = 512;             // see take_buffer
 constexpr std::size_t min_send_buffer = 16 * 1024;  // larger sends: at least this
 constexpr unsigned cqe_batch = 256;
+constexpr std::size_t handshake_read = 16 * 1024;  // bytes per recv(2) in the opening handshake
 constexpr duration retire_bound = std::chrono::seconds(1);
 
 enum class op : std::uint8_t { none = 0, wake, accept, recv, send, connect };
@@ -95,7 +96,8 @@ struct conn_io {
   std::int32_t send = -1;   // index of the send in flight
   bool in_use : 1 = false;
   bool connecting : 1 = false;  // POLLOUT poll in flight
-  bool recv_armed : 1 = false;  // multishot receive in flight
+  bool recv_armed : 1 = false;  // a read in flight: the multishot receive, or the poll below
+  bool polling : 1 = false;     // that read is a POLLIN poll (opening handshake, see arm_recv)
   bool recv_cancelling : 1 = false;
   bool eof : 1 = false;
   bool shut_pending : 1 = false;  // shutdown(SHUT_WR) once the send completes
@@ -329,16 +331,26 @@ class uring_loop final : public loop_base {
     ++inflight_;
   }
 
-  /// Starts the multishot receive if the connection wants to read.
+  /// Starts reading if the connection wants to: the multishot receive once
+  /// it is open; during the opening handshake, a POLLIN poll and then a
+  /// recv(2) into handshake_buf_ (on_handshake_readable). A burst of
+  /// accepts reads hundreds of requests in one batch: through the ring each
+  /// would take a 128 KiB buffer and write its first page, so the burst
+  /// would leave every buffer resident and starve the ring besides.
   void arm_recv(std::uint32_t idx) {
     conn_io& io = conns_[idx];
     if (!io.in_use || !io.ws || io.recv_armed || io.fd < 0 || io.eof || io.connecting) return;
     websocket& ws = *io.ws;
     if (finished(ws) || !has_core(ws) || paused(ws)) return;
     io_uring_sqe* sqe = get_sqe();
-    io_uring_prep_recv_multishot(sqe, io.fd, nullptr, 0, 0);
-    sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = uring_setup::buffer_group;
+    io.polling = ws.core().state() == state::connecting;
+    if (io.polling) {
+      io_uring_prep_poll_add(sqe, io.fd, POLLIN);
+    } else {
+      io_uring_prep_recv_multishot(sqe, io.fd, nullptr, 0, 0);
+      sqe->flags |= IOSQE_BUFFER_SELECT;
+      sqe->buf_group = uring_setup::buffer_group;
+    }
     io_uring_sqe_set_data64(sqe, user_data(op::recv, io.gen, idx));
     io.recv_armed = true;
     ++inflight_;
@@ -469,6 +481,7 @@ class uring_loop final : public loop_base {
     if (flags & IORING_CQE_F_BUFFER) {
       bid = static_cast<unsigned short>(flags >> IORING_CQE_BUFFER_SHIFT);
       data = bufs_.buffer(bid);
+      bufs_.taken();
     }
     conn_io* io = conn_at(idx, gen);
     if (!io) {
@@ -479,7 +492,9 @@ class uring_loop final : public loop_base {
       io->recv_armed = false;
       io->recv_cancelling = false;
     }
-    if (res > 0) {
+    if (io->polling && res > 0) {  // (res: the poll's revents)
+      on_handshake_readable(idx, *io);
+    } else if (res > 0) {
       if (data && io->ws && !tearing_down_) {
         websocket& ws = *io->ws;
         on_input(ws, {data, static_cast<std::size_t>(res)});
@@ -501,7 +516,8 @@ class uring_loop final : public loop_base {
       if (io->ws && !tearing_down_) on_eof(*io->ws);
     } else if (res == -ENOBUFS) {
       // The ring ran dry (many connections read in one batch): the buffers
-      // come back as this batch is handled; receive again after it.
+      // come back as this batch is handled; receive again after it, with
+      // the ring's share grown by one buffer for each receive starved.
       starved_.push_back({idx, io->gen});
       count(uring_debug_counters().enobufs);
     } else if (res == -ECANCELED) {
@@ -510,6 +526,25 @@ class uring_loop final : public loop_base {
       on_transport_error(*io->ws, {-res, std::system_category()});
     }
     maybe_release(idx);
+  }
+
+  /// The poll of a connection in its opening handshake fired: one recv(2).
+  void on_handshake_readable(std::uint32_t idx, conn_io& io) {
+    if (!io.ws || tearing_down_) return;
+    if (!handshake_buf_) handshake_buf_ = std::make_unique_for_overwrite<std::byte[]>(handshake_read);
+    const ssize_t n = ::recv(io.fd, handshake_buf_.get(), handshake_read, MSG_DONTWAIT);
+    count(uring_debug_counters().handshake_reads);
+    if (n > 0) {
+      on_input(*io.ws, {handshake_buf_.get(), static_cast<std::size_t>(n)});  // (the core copies it)
+      if (!io.recv_armed) arm_recv(idx);  // the receive if now open, else poll again
+    } else if (n == 0) {
+      io.eof = true;
+      on_eof(*io.ws);
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+      arm_recv(idx);
+    } else {
+      on_transport_error(*io.ws, last_error());
+    }
   }
 
   void on_send_cqe(std::uint32_t si, std::uint32_t gen, std::int32_t res, std::uint32_t flags) {
@@ -586,6 +621,9 @@ class uring_loop final : public loop_base {
     if (starved_.empty()) return;
     std::vector<std::pair<std::uint32_t, std::uint32_t>> batch;
     batch.swap(starved_);
+    const unsigned share = bufs_.share();
+    bufs_.grow(static_cast<unsigned>(batch.size()));
+    uring_debug_counters().ring_grown.fetch_add(bufs_.share() - share, std::memory_order_relaxed);
     for (auto [idx, gen] : batch)
       if (conn_at(idx, gen)) {
         arm_recv(idx);
@@ -769,6 +807,7 @@ class uring_loop final : public loop_base {
 
   uring_setup::owned_ring ring_;
   uring_setup::buffer_ring bufs_;
+  std::unique_ptr<std::byte[]> handshake_buf_;  // opening handshakes' reads (arm_recv)
   int wake_fd_ = -1, reserve_fd_ = -1;
   std::uint64_t wake_buf_ = 0;
   std::int64_t inflight_ = 0;  // operations whose last completion has not arrived

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -132,7 +133,12 @@ buffer_ring::buffer_ring(buffer_ring&& o) noexcept
     : ring_(std::exchange(o.ring_, nullptr)),
       br_(std::exchange(o.br_, nullptr)),
       br_bytes_(std::exchange(o.br_bytes_, 0)),
-      mem_(std::move(o.mem_)) {}
+      mem_(std::move(o.mem_)),
+      share_(o.share_),
+      in_ring_(o.in_ring_),
+      spares_(o.spares_) {
+  std::memcpy(spare_, o.spare_, sizeof spare_);
+}
 
 buffer_ring& buffer_ring::operator=(buffer_ring&& o) noexcept {
   if (this != &o) {
@@ -148,10 +154,23 @@ buffer_ring::~buffer_ring() {
   ::munmap(br_, br_bytes_);
 }
 
-void buffer_ring::give_back(unsigned short bid) noexcept {
+void buffer_ring::post(unsigned short bid) noexcept {
   io_uring_buf_ring_add(br_, buffer(bid), static_cast<unsigned>(buffer_size), bid,
                         io_uring_buf_ring_mask(buffer_count), 0);
   io_uring_buf_ring_advance(br_, 1);
+  ++in_ring_;
+}
+
+void buffer_ring::give_back(unsigned short bid) noexcept {
+  if (in_ring_ < share_)
+    post(bid);
+  else
+    spare_[spares_++] = bid;
+}
+
+void buffer_ring::grow(unsigned starved) noexcept {
+  share_ = std::min(buffer_count, share_ + starved);
+  while (in_ring_ < share_ && spares_ > 0) post(spare_[--spares_]);
 }
 
 void buffer_ring::leak() noexcept {
@@ -177,11 +196,10 @@ buffer_ring provided_buffers(io_uring& r) {
   }
   b.ring_ = &r;
   io_uring_buf_ring_init(b.br_);
-  for (unsigned i = 0; i < buffer_count; ++i)
-    io_uring_buf_ring_add(b.br_, b.buffer(static_cast<unsigned short>(i)),
-                          static_cast<unsigned>(buffer_size), static_cast<unsigned short>(i),
-                          io_uring_buf_ring_mask(buffer_count), static_cast<int>(i));
-  io_uring_buf_ring_advance(b.br_, static_cast<int>(buffer_count));
+  // Spares stacked so the lowest numbers come off first.
+  for (unsigned i = buffer_count; i-- > initial_posted;) b.spare_[b.spares_++] = static_cast<unsigned short>(i);
+  b.share_ = initial_posted;
+  for (unsigned i = 0; i < initial_posted; ++i) b.post(static_cast<unsigned short>(i));
   return b;
 }
 

@@ -15,9 +15,17 @@ namespace gust::detail::uring_setup {
 /// every such frame was split and copied to be reassembled, and 64 KiB echo
 /// ran at 0.72x epoll instead of 1.3x (bench/uring_notes.md). A dry ring
 /// (-ENOBUFS) is handled: those receives are re-armed after the batch.
+///
+/// Not all of them sit in the ring at once. The kernel takes posted buffers
+/// in order (FIFO), so with all 128 posted, light traffic (a stream of
+/// opening handshakes) writes the first page of every one: half a MiB per
+/// loop that stays resident. The ring starts with initial_posted, the rest
+/// wait on a stack, and each dry ring posts as many more as receives went
+/// without: a loop touches only as many buffers as its busiest batch needs.
 constexpr unsigned short buffer_group = 0;
 constexpr unsigned buffer_count = 128;  // a power of two
 constexpr std::size_t buffer_size = 128 * 1024;
+constexpr unsigned initial_posted = 16;
 
 /// Sends of at least this many bytes use IORING_OP_SEND_ZC. Off by default:
 /// measured on loopback (bench/uring_notes.md), where the kernel copies the
@@ -42,7 +50,9 @@ struct owned_ring {
 /// no io_uring in this kernel; EINVAL: a feature missing, which one).
 owned_ring open_ring(unsigned sq, unsigned cq);
 
-/// The loop's provided buffer ring: buffer_count buffers of buffer_size.
+/// The loop's provided buffer ring: buffer_count buffers of buffer_size, of
+/// which posted() are in the kernel's ring and the others on a stack of
+/// spares (most recently used on top: its pages are the ones resident).
 class buffer_ring {
  public:
   buffer_ring() = default;
@@ -53,17 +63,30 @@ class buffer_ring {
   std::byte* buffer(unsigned short bid) const noexcept {
     return mem_.get() + std::size_t(bid % buffer_count) * buffer_size;
   }
-  /// Hands buffer `bid` back to the kernel.
+  /// A completion carried buffer `bid`: the kernel took it out of the ring.
+  void taken() noexcept { --in_ring_; }
+  /// Buffer `bid` is free again: back into the ring, or onto the spares if
+  /// the ring holds its share.
   void give_back(unsigned short bid) noexcept;
+  /// The ring ran dry for `starved` receives: post that many more buffers
+  /// from the spares (for good: a loop that once needed them will again).
+  void grow(unsigned starved) noexcept;
+  /// Buffers the ring is kept at (grows, never shrinks).
+  unsigned share() const noexcept { return share_; }
   /// The kernel may still write into the buffers: never free them.
   void leak() noexcept;
 
  private:
   friend buffer_ring provided_buffers(io_uring& r);
+  void post(unsigned short bid) noexcept;
   io_uring* ring_ = nullptr;
   io_uring_buf_ring* br_ = nullptr;
   std::size_t br_bytes_ = 0;
   std::unique_ptr<std::byte[]> mem_;
+  unsigned share_ = 0;
+  unsigned in_ring_ = 0;
+  unsigned spares_ = 0;
+  unsigned short spare_[buffer_count] = {};
 };
 
 /// Registers buffer_group on `r`. Throws std::system_error with the reason.
