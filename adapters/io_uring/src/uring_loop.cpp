@@ -83,17 +83,17 @@ enum class op : std::uint8_t { none = 0, wake, accept, recv, send, connect };
 
 // user_data: op (8 bits) | generation (24 bits) | index (32 bits).
 constexpr std::uint64_t gen_mask = 0xFFFFFF;
+constexpr std::uint32_t conn_gen_mask = 0x7FFFFF;  // conn_io::gen's 23 bits
 constexpr std::uint64_t user_data(op o, std::uint32_t gen, std::uint32_t idx) {
   return (std::uint64_t(o) << 56) | ((gen & gen_mask) << 32) | idx;
 }
 
 // A connection's socket state; outlives its websocket while operations run.
-// One per connection (24 bytes): the flags are bits.
+// One per connection (16 bytes): the generation shares a word with the
+// flags, and the websocket is named by its slot in the loop's session store.
 struct conn_io {
-  std::uint32_t gen = 0;
-  int fd = -1;
-  websocket* ws = nullptr;  // null once the facade closed it (retired)
-  std::int32_t send = -1;   // index of the send in flight
+  static constexpr std::uint32_t no_session = UINT32_MAX;
+  std::uint32_t gen : 23 = 0;  // (conn_gen_mask)
   bool in_use : 1 = false;
   bool connecting : 1 = false;  // POLLOUT poll in flight
   bool recv_armed : 1 = false;  // a read in flight: the multishot receive, or the poll below
@@ -103,8 +103,12 @@ struct conn_io {
   bool shut_pending : 1 = false;  // shutdown(SHUT_WR) once the send completes
   bool held : 1 = false;          // retired with operations in flight: run() waits for them
   bool give_up : 1 = false;       // retired past retire_bound: no more resubmits
+  int fd = -1;
+  std::uint32_t session = no_session;  // the websocket's slot; no_session once the facade closed it (retired)
+  std::int32_t send = -1;              // index of the send in flight
+  bool retired() const noexcept { return session == no_session; }
 };
-static_assert(sizeof(conn_io) <= 24, "one per connection");
+static_assert(sizeof(conn_io) <= 16, "one per connection");
 
 struct out_buffer {
   std::unique_ptr<std::byte[]> p;
@@ -231,7 +235,7 @@ class uring_loop final : public loop_base {
     const std::uint32_t idx = new_conn();
     conn_io& io = conns_[idx];
     io.fd = fd;
-    io.ws = &ws;
+    io.session = slot_of(ws);
     tx(ws).handle = static_cast<int>(idx);  // (the table stays far below INT_MAX)
     if (connecting) {
       io_uring_sqe* sqe = get_sqe();
@@ -269,8 +273,8 @@ class uring_loop final : public loop_base {
     if (tx(ws).handle < 0) return;
     const auto idx = static_cast<std::uint32_t>(tx(ws).handle);
     conn_io& io = conns_[idx];
-    if (!io.in_use || io.ws != &ws) return;
-    io.ws = nullptr;
+    if (!io.in_use || io.session != slot_of(ws)) return;
+    io.session = conn_io::no_session;
     if (io.recv_armed && !io.recv_cancelling) {
       cancel(user_data(op::recv, io.gen, idx));
       io.recv_cancelling = true;
@@ -339,8 +343,8 @@ class uring_loop final : public loop_base {
   /// would leave every buffer resident and starve the ring besides.
   void arm_recv(std::uint32_t idx) {
     conn_io& io = conns_[idx];
-    if (!io.in_use || !io.ws || io.recv_armed || io.fd < 0 || io.eof || io.connecting) return;
-    websocket& ws = *io.ws;
+    if (!io.in_use || io.retired() || io.recv_armed || io.fd < 0 || io.eof || io.connecting) return;
+    websocket& ws = *ws_of(io);
     if (finished(ws) || !has_core(ws) || paused(ws)) return;
     io_uring_sqe* sqe = get_sqe();
     io.polling = ws.core().state() == state::connecting;
@@ -495,14 +499,14 @@ class uring_loop final : public loop_base {
     if (io->polling && res > 0) {  // (res: the poll's revents)
       on_handshake_readable(idx, *io);
     } else if (res > 0) {
-      if (data && io->ws && !tearing_down_) {
-        websocket& ws = *io->ws;
+      if (data && !io->retired() && !tearing_down_) {
+        websocket& ws = *ws_of(*io);
         on_input(ws, {data, static_cast<std::size_t>(res)});
         // The core copied what it keeps (pump_events' contract).
         bufs_.give_back(bid);
         // Paused meanwhile: stop the receive; what it still delivers before
         // the cancel lands is kept by the core, unread.
-        if (io->ws && io->recv_armed && !io->recv_cancelling && paused(*io->ws)) {
+        if (!io->retired() && io->recv_armed && !io->recv_cancelling && paused(*ws_of(*io))) {
           cancel(user_data(op::recv, io->gen, idx));
           io->recv_cancelling = true;
         }
@@ -513,37 +517,37 @@ class uring_loop final : public loop_base {
     } else if (res == 0) {
       if (data) bufs_.give_back(bid);
       io->eof = true;
-      if (io->ws && !tearing_down_) on_eof(*io->ws);
+      if (!io->retired() && !tearing_down_) on_eof(*ws_of(*io));
     } else if (res == -ENOBUFS) {
       // The ring ran dry (many connections read in one batch): the buffers
       // come back as this batch is handled; receive again after it, with
       // the ring's share grown by one buffer for each receive starved.
-      starved_.push_back({idx, io->gen});
+      starved_.push_back({idx, std::uint32_t(io->gen)});
       count(uring_debug_counters().enobufs);
     } else if (res == -ECANCELED) {
       arm_recv(idx);  // paused and resumed since: read again
-    } else if (io->ws && !tearing_down_) {
-      on_transport_error(*io->ws, {-res, std::system_category()});
+    } else if (!io->retired() && !tearing_down_) {
+      on_transport_error(*ws_of(*io), {-res, std::system_category()});
     }
     maybe_release(idx);
   }
 
   /// The poll of a connection in its opening handshake fired: one recv(2).
   void on_handshake_readable(std::uint32_t idx, conn_io& io) {
-    if (!io.ws || tearing_down_) return;
+    if (io.retired() || tearing_down_) return;
     if (!handshake_buf_) handshake_buf_ = std::make_unique_for_overwrite<std::byte[]>(handshake_read);
     const ssize_t n = ::recv(io.fd, handshake_buf_.get(), handshake_read, MSG_DONTWAIT);
     count(uring_debug_counters().handshake_reads);
     if (n > 0) {
-      on_input(*io.ws, {handshake_buf_.get(), static_cast<std::size_t>(n)});  // (the core copies it)
+      on_input(*ws_of(io), {handshake_buf_.get(), static_cast<std::size_t>(n)});  // (the core copies it)
       if (!io.recv_armed) arm_recv(idx);  // the receive if now open, else poll again
     } else if (n == 0) {
       io.eof = true;
-      on_eof(*io.ws);
+      on_eof(*ws_of(io));
     } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
       arm_recv(idx);
     } else {
-      on_transport_error(*io.ws, last_error());
+      on_transport_error(*ws_of(io), last_error());
     }
   }
 
@@ -562,7 +566,7 @@ class uring_loop final : public loop_base {
     conn_io* io = conn_at(idx, s.conn_gen);
     if (res > 0) {
       s.off += static_cast<std::size_t>(res);
-      if (io && io->ws) counters::bump(ctr(*io->ws)->bytes_out, static_cast<std::uint64_t>(res));
+      if (io && ws_of(*io)) counters::bump(ctr(*ws_of(*io))->bytes_out, static_cast<std::uint64_t>(res));
       // (A cancelled send may still report the bytes it wrote.)
       if (s.off < s.len && io && io->fd >= 0 && !io->give_up && !tearing_down_) {
         count(uring_debug_counters().short_sends);
@@ -575,7 +579,7 @@ class uring_loop final : public loop_base {
     maybe_release_send(si);
     if (!io) return;
     io->send = -1;
-    if (!io->ws) {  // retired: the last bytes went out (or never will)
+    if (io->retired()) {  // retired: the last bytes went out (or never will)
       if (io->fd >= 0) {
         ::close(io->fd);
         io->fd = -1;
@@ -584,7 +588,7 @@ class uring_loop final : public loop_base {
       return;
     }
     if (tearing_down_) return;
-    websocket& ws = *io->ws;
+    websocket& ws = *ws_of(*io);
     if (res < 0 && res != -ECANCELED) {
       on_transport_error(ws, {-res, std::system_category()});
       return;
@@ -592,7 +596,7 @@ class uring_loop final : public loop_base {
     if (res <= 0) return;
     if (ws.core().buffered_amount() > 0) on_writable(ws);  // queued while this send was in flight
     // The facade asked for the half-close while bytes were still ours.
-    if (io->ws && io->shut_pending && io->send < 0 && io->fd >= 0) {
+    if (!io->retired() && io->shut_pending && io->send < 0 && io->fd >= 0) {
       io->shut_pending = false;
       ::shutdown(io->fd, SHUT_WR);
     }
@@ -602,7 +606,7 @@ class uring_loop final : public loop_base {
     conn_io* io = conn_at(idx, gen);
     if (!io) return;
     io->connecting = false;
-    if (!io->ws || tearing_down_) {
+    if (io->retired() || tearing_down_) {
       maybe_release(idx);
       return;
     }
@@ -613,7 +617,7 @@ class uring_loop final : public loop_base {
       socklen_t len = sizeof err;
       if (::getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
     }
-    on_connected(*io->ws, err ? std::error_code(err, std::system_category()) : std::error_code());
+    on_connected(*ws_of(*io), err ? std::error_code(err, std::system_category()) : std::error_code());
     if (!err) arm_recv(idx);
   }
 
@@ -633,17 +637,21 @@ class uring_loop final : public loop_base {
 
   void cancel_stuck_send(std::uint32_t idx, std::uint32_t gen) {
     conn_io* io = conn_at(idx, gen);
-    if (!io || io->ws || io->send < 0) return;
+    if (!io || !io->retired() || io->send < 0) return;
     io->give_up = true;
     cancel(user_data(op::send, sends_[io->send].gen, std::uint32_t(io->send)));
   }
 
   // ---- tables --------------------------------------------------------------
 
+  websocket* ws_of(const conn_io& io) const noexcept {
+    return io.retired() ? nullptr : sessions_store_.get(io.session);
+  }
+
   conn_io* io_of(websocket& ws) {
     if (tx(ws).handle < 0) return nullptr;
     conn_io& io = conns_[static_cast<std::uint32_t>(tx(ws).handle)];
-    return io.in_use && io.ws == &ws ? &io : nullptr;
+    return io.in_use && io.session == slot_of(ws) ? &io : nullptr;
   }
 
   conn_io* conn_at(std::uint32_t idx, std::uint32_t gen) {
@@ -662,7 +670,7 @@ class uring_loop final : public loop_base {
       conns_.emplace_back();
     }
     conn_io& io = conns_[idx];
-    const std::uint32_t gen = (io.gen + 1) & gen_mask;
+    const std::uint32_t gen = (io.gen + 1) & conn_gen_mask;
     io = conn_io{};
     io.gen = gen;
     io.in_use = true;
@@ -672,7 +680,7 @@ class uring_loop final : public loop_base {
   /// Frees a retired entry once nothing of it is in flight.
   void maybe_release(std::uint32_t idx) {
     conn_io& io = conns_[idx];
-    if (!io.in_use || io.ws || io.recv_armed || io.connecting || io.send >= 0) return;
+    if (!io.in_use || !io.retired() || io.recv_armed || io.connecting || io.send >= 0) return;
     if (io.fd >= 0) ::close(io.fd);
     io.fd = -1;
     if (io.held) release();
@@ -761,7 +769,7 @@ class uring_loop final : public loop_base {
         l.active = false;
       }
     for (auto& io : conns_)
-      if (io.in_use) io.ws = nullptr;  // the websockets go with loop_base
+      if (io.in_use) io.session = conn_io::no_session;  // the websockets go with loop_base
     io_uring_sqe* sqe = get_sqe();
     io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, user_data(op::none, 0, 0));
