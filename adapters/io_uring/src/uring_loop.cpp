@@ -10,7 +10,9 @@
 //   - provided buffer rings (5.19) and multishot receive (6.0): an idle
 //     connection holds no receive buffer; a receive takes one from the ring
 //     and the buffer goes back right after on_input (the core copies what it
-//     keeps, see connection::receive);
+//     keeps, see connection::receive). Only open connections receive that
+//     way; one in its opening handshake polls and reads with recv(2) (see
+//     arm_recv);
 //   - multishot accept (5.19), SEND and SEND_ZC (6.0), ASYNC_CANCEL by
 //     user_data, IOSQE_CQE_SKIP_SUCCESS for cancels (5.17);
 //   - COOP_TASKRUN | TASKRUN_FLAG | SUBMIT_ALL when accepted (retried
