@@ -337,8 +337,9 @@ struct connection::impl {
     x.ipos = x.iend = 0;
     if (x.icap > pooled_keep_limit) release_input_storage();
     x.msg_buf.clear();
-    if (x.msg_buf.capacity() > pooled_keep_limit) std::vector<std::byte>().swap(x.msg_buf);
-    if (x.own_scratch.capacity() > pooled_keep_limit) std::vector<std::byte>().swap(x.own_scratch);
+    if (x.msg_buf.capacity() > pooled_keep_limit) x.msg_buf.release(pool);
+    x.own_scratch.clear();
+    if (x.own_scratch.capacity() > pooled_keep_limit) x.own_scratch.release(pool);
     pool->internals().give_traffic(t.take());
   }
   // Queued output, without borrowing a traffic state to say there is none.
@@ -721,7 +722,7 @@ struct connection::impl {
   }
   // Compression is synchronous inside send(): connections sharing a pool
   // (one thread) can share the buffer the compressed bytes pass through.
-  std::vector<std::byte>& scratch() {
+  detail::message_buffer& scratch() {
     return cfg().deflate.pool ? cfg().deflate.pool->internals().scratch : t->own_scratch;
   }
 
@@ -761,8 +762,8 @@ struct connection::impl {
     if (!t) return;
     t->in_message = false;
     t->msg_buf.clear();
-    if (t->msg_buf.capacity() > message_keep_limit) std::vector<std::byte>().swap(t->msg_buf);
-    std::vector<std::byte>().swap(t->own_scratch);
+    if (t->msg_buf.capacity() > message_keep_limit) t->msg_buf.release(cfg().output_pool);
+    t->own_scratch.release(cfg().output_pool);
   }
 
   event close_event_now() const noexcept {
@@ -1106,7 +1107,7 @@ struct connection::impl {
       if (chunk > 0 || last) return message_event{t->msg_type, {in.data(), chunk}, last};
       return frame_done ? std::nullopt : need_input();
     }
-    t->msg_buf.insert(t->msg_buf.end(), in.data(), in.data() + chunk);
+    t->msg_buf.append(in.data(), chunk, cfg().output_pool);
     if (last) return message_event{t->msg_type, t->msg_buf, true};
     return frame_done ? std::nullopt : need_input();
   }
@@ -1121,13 +1122,13 @@ struct connection::impl {
     auto budget = [&] { return static_cast<std::size_t>(limit - std::min(limit, t->msg_inflated)); };
     detail::inflater& z = get_decompressor();
     const std::size_t budget_before = budget();
-    auto rc = z.inflate(chunk, t->msg_buf, budget_before);
+    auto rc = z.inflate(chunk, t->msg_buf, budget_before, cfg().output_pool);
     // A compressed message of no bytes at all is malformed but harmless:
     // deliver it empty rather than feed the trailer into the stream.
     if (rc == detail::inflater::result::ok && last && t->msg_size > 0) {
       t->msg_inflated += t->msg_buf.size() - before;
       const std::size_t mid = t->msg_buf.size();
-      rc = z.finish(t->msg_buf, budget());
+      rc = z.finish(t->msg_buf, budget(), cfg().output_pool);
       t->msg_inflated += t->msg_buf.size() - mid;
     } else {
       t->msg_inflated += t->msg_buf.size() - before;
@@ -1316,7 +1317,7 @@ struct connection::impl {
   std::optional<event> next_general(time_point now) {
     last_now = now;
     // The previous message's view expires with this call.
-    if (!t->in_message && t->msg_buf.capacity() > message_keep_limit) std::vector<std::byte>().swap(t->msg_buf);
+    if (!t->in_message && t->msg_buf.capacity() > message_keep_limit) t->msg_buf.release(cfg().output_pool);
     if (release_request) {  // the open_event that showed it has been handled
       release_request = false;
       head = std::monostate{};  // the kept request
@@ -1468,16 +1469,16 @@ struct connection::impl {
     }
     if (compress) {
       // RFC 7692 7.2.1: compress, drop the trailing 00 00 ff ff, set RSV1.
-      std::vector<std::byte>& zbuf = scratch();
+      detail::message_buffer& zbuf = scratch();
       zbuf.clear();
-      if (!get_compressor().compress(data, true, zbuf)) return errc::invalid_state;
+      if (!get_compressor().compress(data, true, zbuf, cfg().output_pool)) return errc::invalid_state;
       // zlib emits nothing for a flush right after another: an empty message
       // must still be one empty stored block's first byte (RFC 7692 7.2.3.6
       // shows "00"), or the peer's trailer would leave its stream mid-block.
-      if (zbuf.empty()) zbuf.push_back(std::byte{0});
+      if (zbuf.empty()) zbuf.push_back(std::byte{0}, cfg().output_pool);
       compressed_message_done();
       queue_data(static_cast<std::uint8_t>(type), zbuf, true, nullptr, 0x4);
-      if (zbuf.capacity() > message_keep_limit) std::vector<std::byte>().swap(zbuf);
+      if (zbuf.capacity() > message_keep_limit) zbuf.release(cfg().output_pool);
       return {};
     }
     queue_data(static_cast<std::uint8_t>(type), data, true, owner);
@@ -1524,12 +1525,12 @@ struct connection::impl {
     if (t->out_compressed) {
       // One deflate stream across the fragments, each ending in a sync flush
       // so it can go out at once; RSV1 on the first frame only.
-      std::vector<std::byte>& zbuf = scratch();
+      detail::message_buffer& zbuf = scratch();
       zbuf.clear();
-      if (!get_compressor().compress(data, fin, zbuf)) return errc::invalid_state;
+      if (!get_compressor().compress(data, fin, zbuf, cfg().output_pool)) return errc::invalid_state;
       // As in send(): a final fragment with no output of its own still ends
       // the stream on a block boundary for the peer's trailer.
-      if (fin && zbuf.empty()) zbuf.push_back(std::byte{0});
+      if (fin && zbuf.empty()) zbuf.push_back(std::byte{0}, cfg().output_pool);
       if (fin) compressed_message_done();
       queue_data(opcode, zbuf, fin, nullptr, t->out_in_message ? 0 : 0x4);
     } else {

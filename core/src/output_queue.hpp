@@ -146,6 +146,10 @@ struct output_pool::impl {
   // four were too few, and the misses allocated on every few messages.
   static constexpr std::size_t max_blocks = 128;
   static constexpr std::size_t max_block_bytes = std::size_t{32} << 20;
+  // Buffers from this size up are taken from and given back to the blocks:
+  // an output arena or a message buffer growing by doubling on its way to a
+  // large message reuses blocks at every step, not only the last.
+  static constexpr std::size_t min_block = 16 * 1024;
   std::vector<block> blocks;
   std::size_t block_bytes = 0;  // of blocks
   std::size_t bytes = 0;        // of everything kept

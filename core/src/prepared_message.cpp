@@ -16,7 +16,7 @@ struct prepared_message::state {
   std::span<const std::byte> payload;
   std::shared_ptr<const void> owner;
   std::vector<std::byte> copy;        // the payload, when no owner was given
-  std::vector<std::byte> compressed;  // empty: no compressed form
+  detail::message_buffer compressed;  // empty: no compressed form
   int window_bits = 15;
   std::error_code error;
 };
@@ -38,10 +38,10 @@ prepared_message::prepared_message(message_type type, std::span<const std::byte>
   if (!s->error && compress && detail::deflate_available() && payload.size() >= compress->min_size) {
     s->window_bits = compress->server_max_window_bits;
     detail::deflater z(s->window_bits, compress->level, compress->mem_level);
-    if (z.compress(s->payload, true, s->compressed)) {
+    if (z.compress(s->payload, true, s->compressed, nullptr)) {
       // As connection::send(): an empty result still ends on a block
       // boundary for the peer's appended trailer (RFC 7692 7.2.3.6).
-      if (s->compressed.empty()) s->compressed.push_back(std::byte{0});
+      if (s->compressed.empty()) s->compressed.push_back(std::byte{0}, nullptr);
       s->compressed.shrink_to_fit();
     } else {
       s->compressed.clear();

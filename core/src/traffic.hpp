@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "frame.hpp"
+#include "message_buffer.hpp"
 #include "output_queue.hpp"
 #include "utf8.hpp"
 
@@ -39,7 +40,7 @@ struct traffic {
   std::uint64_t msg_size = 0;   // announced so far, checked against the limit
   std::size_t msg_frags = 0;
   utf8_validator utf8;
-  std::vector<std::byte> msg_buf;
+  message_buffer msg_buf;
   std::uint64_t msg_inflated = 0;  // output so far, against max_message_size
 
   // What close_may_follow() has read of the current input buffer: frames up
@@ -55,7 +56,7 @@ struct traffic {
   bool out_compressed = false;  // the fragmented message being sent is
   message_type out_type = message_type::binary;
   utf8_validator out_utf8;
-  std::vector<std::byte> own_scratch;  // a compressed message on its way out
+  message_buffer own_scratch;  // a compressed message on its way out
   output_queue out;
 
   /// Nothing retained or half done: no input bytes, between frames and

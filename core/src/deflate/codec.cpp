@@ -72,25 +72,23 @@ bool deflater::start() noexcept {
   return true;
 }
 
-bool deflater::compress(std::span<const std::byte> in, bool final, std::vector<std::byte>& out) {
+bool deflater::compress(std::span<const std::byte> in, bool final, message_buffer& out, output_pool* pool) {
   if (!start()) return false;
   z_->next_in = const_cast<Bytef*>(reinterpret_cast<const Bytef*>(in.data()));
   z_->avail_in = static_cast<uInt>(in.size());
   // Z_SYNC_FLUSH: every byte given so far is in the output, ending on a byte
   // boundary with 00 00 ff ff; loop until zlib leaves room unused.
   for (;;) {
-    const std::size_t used = out.size();
     const std::size_t room = std::max<std::size_t>(out_step, deflateBound(z_, z_->avail_in) + 16);
-    out.resize(used + room);
-    z_->next_out = reinterpret_cast<Bytef*>(out.data() + used);
+    z_->next_out = reinterpret_cast<Bytef*>(out.prepare(room, pool));
     z_->avail_out = static_cast<uInt>(room);
     const int rc = ::deflate(z_, Z_SYNC_FLUSH);
-    out.resize(used + room - z_->avail_out);
+    out.commit(room - z_->avail_out);
     if (rc != Z_OK && rc != Z_BUF_ERROR) return false;
     if (z_->avail_out != 0 && z_->avail_in == 0) break;
   }
   if (final && out.size() >= 4 && std::memcmp(out.data() + out.size() - 4, trailer, 4) == 0)
-    out.resize(out.size() - 4);
+    out.shrink_by(4);
   return true;
 }
 
@@ -125,8 +123,8 @@ bool inflater::start() noexcept {
   return true;
 }
 
-inflater::result inflater::inflate(std::span<const std::byte> in, std::vector<std::byte>& out,
-                                   std::size_t budget) {
+inflater::result inflater::inflate(std::span<const std::byte> in, message_buffer& out,
+                                   std::size_t budget, output_pool* pool) {
   if (in.empty()) return result::ok;
   if (!start()) return result::no_memory;
   // After a final block the stream is over; what follows in this message is
@@ -138,14 +136,16 @@ inflater::result inflater::inflate(std::span<const std::byte> in, std::vector<st
   std::size_t produced = 0;
   for (;;) {
     // One byte past the budget tells "too big" from "exactly at the limit".
-    const std::size_t room = std::min(out_step, budget - produced + 1);
-    const std::size_t used = out.size();
-    out.resize(used + room);
-    z_->next_out = reinterpret_cast<Bytef*>(out.data() + used);
+    // All the room the buffer has (it doubles as it grows), never more than
+    // the budget allows.
+    const std::size_t cap = budget - produced + 1;
+    std::byte* dst = out.prepare(std::min(out_step, cap), pool);
+    const std::size_t room = std::min({out.capacity() - out.size(), cap, std::size_t{UINT32_MAX}});
+    z_->next_out = reinterpret_cast<Bytef*>(dst);
     z_->avail_out = static_cast<uInt>(room);
     const int rc = ::inflate(z_, Z_SYNC_FLUSH);
     const std::size_t got = room - z_->avail_out;
-    out.resize(used + got);
+    out.commit(got);
     produced += got;
     if (produced > budget) return result::too_big;
     if (rc == Z_STREAM_END) {
@@ -158,14 +158,14 @@ inflater::result inflater::inflate(std::span<const std::byte> in, std::vector<st
   }
 }
 
-inflater::result inflater::finish(std::vector<std::byte>& out, std::size_t budget) {
+inflater::result inflater::finish(message_buffer& out, std::size_t budget, output_pool* pool) {
   if (ended_) {
     // The sender ended the stream with BFINAL: the next message starts anew.
     ended_ = false;
     if (z_) inflateReset(z_);
     return result::ok;
   }
-  return inflate(trailer, out, budget);
+  return inflate(trailer, out, budget, pool);
 }
 
 void inflater::reset() noexcept {

@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "../message_buffer.hpp"
 #include "gust/deflate_pool.hpp"
 
 struct z_stream_s;
@@ -32,8 +33,9 @@ class deflater {
   /// Compresses `in`, the next part of a message, appending to `out`. Each
   /// call ends with a sync flush, so the bytes can go out as a frame; with
   /// `final` the flush's trailing 00 00 ff ff is removed (7.2.1). false
-  /// when zlib fails (out of memory).
-  bool compress(std::span<const std::byte> in, bool final, std::vector<std::byte>& out);
+  /// when zlib fails (out of memory). Large output storage comes from
+  /// `pool`'s blocks when there is one.
+  bool compress(std::span<const std::byte> in, bool final, message_buffer& out, output_pool* pool);
   /// Forgets the context: the next message starts a fresh stream
   /// (no context takeover).
   void reset() noexcept;
@@ -62,9 +64,10 @@ class inflater {
   /// produce: past it, too_big, after at most `budget` bytes of output and
   /// the work to make them (a decompression bomb costs no more than a message
   /// of the maximum size).
-  result inflate(std::span<const std::byte> in, std::vector<std::byte>& out, std::size_t budget);
+  result inflate(std::span<const std::byte> in, message_buffer& out, std::size_t budget,
+                 output_pool* pool);
   /// Ends a message: inflates the 00 00 ff ff the sender removed (7.2.2).
-  result finish(std::vector<std::byte>& out, std::size_t budget);
+  result finish(message_buffer& out, std::size_t budget, output_pool* pool);
   void reset() noexcept;
   std::size_t memory() const noexcept { return mem_.bytes; }
   bool matches(int window_bits) const noexcept { return window_bits == window_bits_; }
@@ -89,7 +92,7 @@ struct gust::deflate_pool::impl {
   std::vector<std::unique_ptr<detail::deflater>> idle_deflaters;
   std::vector<std::unique_ptr<detail::inflater>> idle_inflaters;
   std::size_t lent = 0;  // streams out with connections (they count their memory)
-  std::vector<std::byte> scratch;  // compressed output, used within one send()
+  detail::message_buffer scratch;  // compressed output, used within one send()
 
   /// A reset stream with these parameters, made if none is idle.
   std::unique_ptr<detail::deflater> take_deflater(int window_bits, int level, int mem_level);

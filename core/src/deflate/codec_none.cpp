@@ -10,16 +10,16 @@ deflater::deflater(int window_bits, int level, int mem_level) noexcept
     : window_bits_(window_bits), level_(level), mem_level_(mem_level) {}
 deflater::~deflater() = default;
 bool deflater::start() noexcept { return false; }
-bool deflater::compress(std::span<const std::byte>, bool, std::vector<std::byte>&) { return false; }
+bool deflater::compress(std::span<const std::byte>, bool, message_buffer&, output_pool*) { return false; }
 void deflater::reset() noexcept {}
 
 inflater::inflater(int window_bits) noexcept : window_bits_(window_bits) {}
 inflater::~inflater() = default;
 bool inflater::start() noexcept { return false; }
-inflater::result inflater::inflate(std::span<const std::byte>, std::vector<std::byte>&, std::size_t) {
+inflater::result inflater::inflate(std::span<const std::byte>, message_buffer&, std::size_t, output_pool*) {
   return result::corrupt;
 }
-inflater::result inflater::finish(std::vector<std::byte>&, std::size_t) { return result::corrupt; }
+inflater::result inflater::finish(message_buffer&, std::size_t, output_pool*) { return result::corrupt; }
 void inflater::reset() noexcept {}
 
 }  // namespace gust::detail
