@@ -8,10 +8,12 @@
 // it back once everything queued was written: an idle connection holds no
 // output storage, and the pool holds about as many arenas as connections
 // had output in flight at once, not one per connection. The pool keeps at
-// most `max_cached` idle ones. Arenas grown past 256 KiB and input buffers
-// past 16 KiB go instead to a cache of large blocks (at most 128 of them
-// and 32 MiB in all) that the next big message on any connection of the
-// pool reuses, so that big messages do not allocate either once it is warm.
+// most `max_cached` idle ones. Storage of 16 KiB and more (an arena on its
+// way up, one grown past 256 KiB, input buffers, the buffers a fragmented,
+// inflated or compressed message is built in) comes from and goes back to
+// a cache of large blocks (at most 128 of them and 32 MiB in all) that the
+// next big message on any connection of the pool reuses, so that big
+// messages do not allocate either once it is warm.
 //
 // The same goes for the rest of a connection's working state (input
 // buffer, frame and message being received, output queue, fragmented send):
