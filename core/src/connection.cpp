@@ -41,6 +41,7 @@
 #include "gust/prepared_message.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <array>
 #include <cassert>
 #include <cstring>
@@ -378,8 +379,8 @@ struct connection::impl {
     // then cost one allocation, not one per step.
     std::size_t cap = std::max({t->iend + room, t->icap * 2, std::size_t{256}});
     std::unique_ptr<std::byte[]> grown;
-    if (cfg().output_pool && cap > pooled_keep_limit)
-      grown = cfg().output_pool->internals().take_block(cap, cap);
+    if (cfg().output_pool && cap > pooled_keep_limit)  // (a power of two: see take_block)
+      grown = cfg().output_pool->internals().take_block(std::bit_ceil(cap), cap);
     else
       grown = std::make_unique_for_overwrite<std::byte[]>(cap);
     if (t->iend) std::memcpy(grown.get(), t->ibuf.get(), t->iend);
