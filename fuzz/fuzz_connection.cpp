@@ -706,16 +706,16 @@ class driver {
 
     const memory_usage m = conn_->memory();
     const std::size_t compression = m.total() - m.input - m.message - m.output;
-    // The message buffer doubles as it grows; with a pool, a block rounds
-    // that up to its size class (at most a quarter more).
+    // The message buffer doubles as it grows; with a pool, its blocks are
+    // powers of two.
     const std::size_t max_msg = s_.limits.max_message_size;
     const std::size_t msg_bound = (s_.output_pool ? max_msg * 5 / 2 : 2 * max_msg) + 64;
     FUZZ_CHECK_MSG(m.message <= msg_bound, "reassembly memory " + std::to_string(m.message));
     FUZZ_CHECK_MSG(m.input <= 2 * std::max(peak_need_, std::size_t{16384}) + 64,
                    "input memory " + std::to_string(m.input) + " for at most " + std::to_string(peak_need_) +
                        " bytes needed");
-    // The arena doubles as it grows, and a pooled block rounds that up to
-    // its size class (an eighth of a power of two): 2 x 9/8 of the allowance.
+    // The arena doubles as it grows, and a pooled block is that rounded up
+    // to a power of two (doublings of a power of two stay exact).
     const std::size_t out_bound = peak_allowance_ * 9 / 4 + 8192 + 128 * (2 * peak_frames_ + 64) + 16384 + 512;
     FUZZ_CHECK_MSG(m.output <= out_bound, "output memory " + std::to_string(m.output) + " above " + std::to_string(out_bound));
     FUZZ_CHECK_MSG(compression <= (std::size_t{1} << 20), "compression memory " + std::to_string(compression));

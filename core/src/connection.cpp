@@ -41,7 +41,6 @@
 #include "gust/prepared_message.hpp"
 
 #include <algorithm>
-#include <bit>
 #include <array>
 #include <cassert>
 #include <cstring>
@@ -339,7 +338,6 @@ struct connection::impl {
     if (x.icap > pooled_keep_limit) release_input_storage();
     x.msg_buf.clear();
     if (x.msg_buf.capacity() > pooled_keep_limit) x.msg_buf.release(pool);
-    x.own_scratch.clear();
     if (x.own_scratch.capacity() > pooled_keep_limit) x.own_scratch.release(pool);
     pool->internals().give_traffic(t.take());
   }
@@ -379,8 +377,8 @@ struct connection::impl {
     // then cost one allocation, not one per step.
     std::size_t cap = std::max({t->iend + room, t->icap * 2, std::size_t{256}});
     std::unique_ptr<std::byte[]> grown;
-    if (cfg().output_pool && cap > pooled_keep_limit)  // (a power of two: see take_block)
-      grown = cfg().output_pool->internals().take_block(std::bit_ceil(cap), cap);
+    if (cfg().output_pool && cap > pooled_keep_limit)
+      grown = cfg().output_pool->internals().take_block(cap, cap);
     else
       grown = std::make_unique_for_overwrite<std::byte[]>(cap);
     if (t->iend) std::memcpy(grown.get(), t->ibuf.get(), t->iend);

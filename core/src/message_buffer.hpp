@@ -11,7 +11,6 @@
 #pragma once
 
 #include <algorithm>
-#include <bit>
 #include <cstddef>
 #include <cstring>
 #include <memory>
@@ -73,8 +72,8 @@ class message_buffer {
   void grow(std::size_t need, output_pool* pool) {
     std::size_t cap = std::max(need, cap_ * 2);
     std::unique_ptr<std::byte[]> grown;
-    if (pool && cap >= block_threshold)  // (a power of two: see take_block)
-      grown = pool->internals().take_block(std::bit_ceil(cap), cap);
+    if (pool && cap >= block_threshold)
+      grown = pool->internals().take_block(cap, cap);
     else
       grown = std::make_unique_for_overwrite<std::byte[]>(cap);
     const std::size_t size = size_;

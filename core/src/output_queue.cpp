@@ -69,8 +69,8 @@ std::byte* output_queue::arena_alloc(std::size_t n) {
     if (arena_used_ + n > arena_cap_) {
       std::size_t cap = std::max({arena_cap_ * 2, arena_used_ + n, arena_min_size});
       std::unique_ptr<std::byte[]> grown;
-      if (pool_ && cap >= output_pool::impl::min_block)  // (a power of two: see take_block)
-        grown = pool_->internals().take_block(std::bit_ceil(cap), cap);
+      if (pool_ && cap >= output_pool::impl::min_block)
+        grown = pool_->internals().take_block(cap, cap);
       else
         grown = std::make_unique_for_overwrite<std::byte[]>(cap);
       if (arena_used_) std::memcpy(grown.get(), arena_.get(), arena_used_);
@@ -260,16 +260,13 @@ output_pool::output_pool(std::size_t max_cached) : impl_(std::make_unique<impl>(
 output_pool::~output_pool() = default;
 
 std::unique_ptr<std::byte[]> output_pool::impl::take_block(std::size_t min, std::size_t& cap) {
-  // Size classes an eighth of a power of two apart, so that the input of a
-  // frame and the output of its echo, a few bytes apart, can later use each
-  // other's block. A kept block serves only a request of its own class: a
-  // buffer never gets more than a fresh block would give it (a 20 KiB
-  // message buffer does not take a 2 MiB arena's block), so what each holds
-  // stays within its own bound. The engine's buffers ask for powers of two,
-  // which are class boundaries: the same few sizes recur, and each is at
-  // most twice what it holds.
-  const std::size_t step = std::max<std::size_t>(std::bit_ceil(min) / 8, 4096);
-  const std::size_t fresh = (min + step - 1) / step * step;
+  // Blocks are powers of two: the same few sizes recur (the input of a
+  // frame and the output of its echo, a few bytes apart, share one), and a
+  // buffer is at most twice what it asked for. A kept block serves only a
+  // request of its own size: a buffer never gets more than a fresh block
+  // would give it (a 20 KiB message buffer does not take a 2 MiB arena's
+  // block), so what each holds stays within its own bound.
+  const std::size_t fresh = std::bit_ceil(min);
   std::size_t best = blocks.size();
   for (std::size_t i = 0; i < blocks.size(); ++i)
     if (blocks[i].cap >= min && blocks[i].cap <= fresh && (best == blocks.size() || blocks[i].cap < blocks[best].cap))

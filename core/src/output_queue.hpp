@@ -154,8 +154,8 @@ struct output_pool::impl {
   std::size_t block_bytes = 0;  // of blocks
   std::size_t bytes = 0;        // of everything kept
 
-  /// The smallest kept block of at least `min` bytes and of min's size
-  /// class (its size in `cap`), or a new one of min rounded up to its class.
+  /// A kept block of `min` rounded up to a power of two (its size in
+  /// `cap`), or a new one of that size.
   std::unique_ptr<std::byte[]> take_block(std::size_t min, std::size_t& cap);
   /// Keeps `p` for reuse, or frees it (too big, or only smaller than every
   /// kept one while the pool is full).

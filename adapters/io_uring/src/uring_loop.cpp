@@ -568,7 +568,7 @@ class uring_loop final : public loop_base {
     conn_io* io = conn_at(idx, s.conn_gen);
     if (res > 0) {
       s.off += static_cast<std::size_t>(res);
-      if (io && ws_of(*io)) counters::bump(ctr(*ws_of(*io))->bytes_out, static_cast<std::uint64_t>(res));
+      if (websocket* ws = io ? ws_of(*io) : nullptr) counters::bump(ctr(*ws)->bytes_out, static_cast<std::uint64_t>(res));
       // (A cancelled send may still report the bytes it wrote.)
       if (s.off < s.len && io && io->fd >= 0 && !io->give_up && !tearing_down_) {
         count(uring_debug_counters().short_sends);
