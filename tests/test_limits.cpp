@@ -943,6 +943,30 @@ TEST_SUITE("limits: memory accounting") {
     }
   }
 
+  TEST_CASE("with an output_pool, a reassembled message's buffer stays within twice the limit") {
+    // The buffer doubles as it grows; once past the size the pool lends
+    // blocks for, a doubling of a size that is not a power of two must not
+    // be rounded up again (9,000 -> 18,000 -> 32 KiB for a 9,001-byte limit).
+    gust::output_pool pool;
+    gust::settings s;
+    s.output_pool = &pool;
+    s.limits.max_message_size = 9001;
+    s.timeouts.ping_interval = {};
+    virtual_clock clk;
+    auto srv = open_server(clk, s);
+    (void)take_output(srv);
+    const std::string a = pattern(9000), b = pattern(1);
+    std::string wire = peer_frame(true, 0x02, a) + peer_frame(true, 0x80, b);
+    srv.receive(std::as_writable_bytes(std::span(wire.data(), wire.size())), clk.now);
+    auto e = srv.next_event(clk.now);  // (its view keeps the buffer until the next call)
+    REQUIRE(e);
+    auto* m = std::get_if<message_event>(&*e);
+    REQUIRE(m);
+    CHECK(m->data.size() == 9001);
+    CHECK(srv.memory().message >= 9001);
+    CHECK(srv.memory().message <= 2 * s.limits.max_message_size + 64);
+  }
+
   TEST_CASE("memory().message holds a fragmented message and drops back after it") {
     gust::settings s;
     s.limits.max_message_size = 4 * one_mib;

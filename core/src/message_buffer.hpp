@@ -11,6 +11,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstring>
 #include <memory>
@@ -70,7 +71,9 @@ class message_buffer {
 
  private:
   void grow(std::size_t need, output_pool* pool) {
-    std::size_t cap = std::max(need, cap_ * 2);
+    // Powers of two, pooled or not: a doubling stays one, so the pool's
+    // rounding never adds to it, and the buffer is under twice its content.
+    std::size_t cap = std::bit_ceil(std::max(need, cap_ * 2));
     std::unique_ptr<std::byte[]> grown;
     if (pool && cap >= block_threshold)
       grown = pool->internals().take_block(cap, cap);
