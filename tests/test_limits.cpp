@@ -888,6 +888,55 @@ TEST_SUITE("limits: memory accounting") {
     }
   }
 
+  TEST_CASE("with an output_pool, 64 KiB frames split anywhere by the reads do not allocate once warm") {
+    // A socket's reads cut a stream of 64 KiB frames at arbitrary places:
+    // after a frame's first bytes, inside its header, just after it. The
+    // split frame is held in the engine's input buffer until whole; that
+    // buffer used to grow from 256 B by doubling (a malloc per step below
+    // the pool's 16 KiB blocks) each time a frame started near a read's end.
+    gust::output_pool pool;
+    gust::settings s;
+    s.output_pool = &pool;
+    s.timeouts.ping_interval = {};
+    both_roles(s, [](connection& c, virtual_clock& clk, bool server) {
+      (void)take_output(c);
+      std::string wire;
+      for (int i = 0; i < 16; ++i) wire += peer_frame(server, 0x82, pattern(64 * 1024));
+      // Read sizes that walk the cut through every part of a frame.
+      const std::size_t reads[] = {16000, 16384, 9, 30000, 65536 + 7, 3, 12000, 1, 65536 + 13, 40000};
+      std::string in = wire;
+      for (int round = 0; round < 4; ++round) {
+        std::copy(wire.begin(), wire.end(), in.begin());  // (unmasked in place)
+        std::optional<allocation_scope> track;
+        if (round > 1) track.emplace();
+        std::size_t echoed = 0, messages = 0, k = 0;
+        for (std::size_t pos = 0; pos < in.size(); ++k) {
+          const std::size_t n = std::min(reads[k % std::size(reads)], in.size() - pos);
+          c.receive(std::as_writable_bytes(std::span(in.data() + pos, n)), clk.now);
+          pos += n;
+          while (auto e = c.next_event(clk.now)) {
+            auto* m = std::get_if<message_event>(&*e);
+            REQUIRE(m);
+            echoed += m->data.size();
+            ++messages;
+            REQUIRE(!c.send(m->type, m->data));
+          }
+          std::size_t out = 0;
+          for (const auto& b : c.pending_output()) out += b.size;
+          REQUIRE(!c.consume_output(out));
+        }
+        CHECK(messages == 16);
+        CHECK(echoed == 16 * 64 * 1024);
+        CHECK(c.memory().input == 0);
+        if (track) {
+          const std::size_t allocations = track->count(), largest = track->largest();
+          INFO("round " << round << ": " << allocations << " allocations, largest " << largest);
+          CHECK(allocations == 0);
+        }
+      }
+    });
+  }
+
   TEST_CASE("with an output_pool, 1 MiB compressed messages are inflated and compressed into the pool's blocks") {
     // The message buffer an inflated message is assembled in and the
     // compressed echo's buffer both exceed what a pooled traffic state

@@ -487,6 +487,50 @@ TEST_SUITE("traffic state lent by the output_pool") {
     CHECK(pool.memory() > 0);  // the buffer waits in the pool for the next reader
   }
 
+  TEST_CASE("stop_borrowing keeps what is left of a lent buffer, and allocates nothing when nothing is") {
+    // An adapter that stops reading events early (backpressure) reuses its
+    // read buffer at once: the connection must have copied the rest.
+    for (output_pool* pool : {static_cast<output_pool*>(nullptr), new output_pool}) {
+      std::unique_ptr<output_pool> owned(pool);
+      const shared_settings shared = make_settings(pool);
+      virtual_clock clk;
+      auto srv = open_lean_server(clk, shared);
+      const std::string wire = peer_frame(true, 0x81, "first") + peer_frame(true, 0x81, "second") +
+                               peer_frame(true, 0x81, "thi");
+      std::string in = wire;
+      srv.receive(writable(in), clk.now);
+      auto e = srv.next_event(clk.now);
+      REQUIRE(e);
+      CHECK(describe(*e) == "text:first");
+      srv.stop_borrowing();
+      std::fill(in.begin(), in.end(), '\xee');  // the caller reuses its buffer
+      e = srv.next_event(clk.now);
+      REQUIRE(e);
+      CHECK(describe(*e) == "text:second");
+      e = srv.next_event(clk.now);
+      REQUIRE(e);
+      CHECK(describe(*e) == "text:thi");
+      CHECK(!srv.next_event(clk.now));
+      REQUIRE(!srv.consume_output(srv.buffered_amount()));
+
+      // Everything read: nothing to keep, nothing allocated.
+      std::string again = peer_frame(true, 0x81, "whole");
+      srv.receive(writable(again), clk.now);
+      e = srv.next_event(clk.now);
+      REQUIRE(e);
+      CHECK(describe(*e) == "text:whole");
+      std::size_t allocated = 0;
+      {
+        allocation_scope count;
+        srv.stop_borrowing();
+        allocated = count.count();
+      }
+      CHECK(allocated == 0);
+      CHECK(!srv.next_event(clk.now));
+      CHECK(srv.memory().input == 0);
+    }
+  }
+
   TEST_CASE("without a pool a connection makes its traffic state once and keeps it") {
     output_pool pool;
     virtual_clock clk;

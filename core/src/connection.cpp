@@ -42,6 +42,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cassert>
 #include <cstring>
 #include <optional>
@@ -373,9 +374,16 @@ struct connection::impl {
       t->ipos = 0;
     }
     if (t->icap - t->iend >= room) return;
-    // At least 256: a split frame's tail and the top-ups that complete it
-    // then cost one allocation, not one per step.
-    std::size_t cap = std::max({t->iend + room, t->icap * 2, std::size_t{256}});
+    // A power of two, at least 256: a split small frame's tail and the
+    // top-ups that complete it cost one allocation, not one per step, and
+    // the sizes a traffic state keeps recur. A frame read in place whose
+    // length is known gets room for all of it at once (its length was
+    // checked against the limits), but never more than twice what arrived
+    // plus a read's worth, so a bare header does not reserve a megabyte.
+    std::size_t want = std::max(t->iend + room, t->icap * 2);
+    if (!t->in_header && t->zero_copy && t->fh.length > want)
+      want = static_cast<std::size_t>(std::min<std::uint64_t>(t->fh.length, 2 * want + default_read_size));
+    std::size_t cap = std::bit_ceil(std::max(want, std::size_t{256}));
     std::unique_ptr<std::byte[]> grown;
     if (cfg().output_pool && cap > pooled_keep_limit)
       grown = cfg().output_pool->internals().take_block(cap, cap);
@@ -1589,6 +1597,10 @@ void connection::receive(std::span<std::byte> data, time_point now) {
     x.bpos = 0;
     x.bend = data.size();
   }
+}
+
+void connection::stop_borrowing() {
+  if (impl_->t && impl_->t->borrowed) impl_->stash_borrowed();
 }
 
 void connection::receive_eof(time_point now) {

@@ -676,9 +676,10 @@ void loop_base::pump_events(websocket& ws) {
     deliver_message(ws, *msg);
   }
   // Stopped early: the rest of the loop's read buffer is still lent to the
-  // core; prepare() makes it keep its own copy before the buffer is reused.
+  // core, which keeps its own copy of what it still needs before the buffer
+  // is reused.
   if (ws.holds_borrowed_) {
-    (void)ws.conn()->prepare(1);
+    ws.conn()->stop_borrowing();
     ws.holds_borrowed_ = false;
   }
 }
