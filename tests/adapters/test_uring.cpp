@@ -223,35 +223,52 @@ TEST_SUITE("io_uring: sends in flight") {
     CHECK(st.stop());
   }
 
-  TEST_CASE("short writes and zero-copy sends keep the bytes and their order") {
-    ::setenv("GUST_URING_ZC_MIN", "8192", 1);  // read when the loop is created
-    auto cfg = echo_config(uring);
-    cfg.backpressure.hard_limit = 64 << 20;
-    cfg.settings.timeouts.close_timeout = 500ms;  // the peer never answers the close
-    server_thread st(std::move(cfg));
-    ::unsetenv("GUST_URING_ZC_MIN");
-    REQUIRE(!st.listen_error);
-    const auto zc0 = get(counters().zc_sends), short0 = get(counters().short_sends);
-    raw_peer p(st.port());
-    p.shrink_receive_buffer(64 * 1024);  // the server's 256 KiB sends come back short
-    REQUIRE(p.upgrade().rfind("HTTP/1.1 101", 0) == 0);
-    std::vector<std::string> sent;
-    for (int i = 0; i < 24; ++i) {
-      sent.push_back(pattern(i % 3 == 0 ? 900 * 1024 + i : 20000 + i * 3, i % 2 == 0));  // < max_message_size
-      REQUIRE(p.send(raw_peer::frame(i % 2 == 0 ? 0x81 : 0x82, sent.back())));
+  TEST_CASE("short writes, direct and zero-copy sends keep the bytes and their order") {
+    // Twice: as built (large output first goes out by sendmsg(2) from the
+    // core's buffers, the rest asynchronously), and with the asynchronous
+    // path alone, where the socket's small buffer makes its sends short.
+    for (const bool direct : {true, false}) {
+      CAPTURE(direct);
+      ::setenv("GUST_URING_ZC_MIN", "8192", 1);  // read when the loop is created
+      if (!direct) ::setenv("GUST_URING_DIRECT_MIN", "18446744073709551615", 1);
+      auto cfg = echo_config(uring);
+      cfg.backpressure.hard_limit = 64 << 20;
+      cfg.settings.timeouts.close_timeout = 500ms;  // the peer never answers the close
+      server_thread st(std::move(cfg));
+      ::unsetenv("GUST_URING_ZC_MIN");
+      ::unsetenv("GUST_URING_DIRECT_MIN");
+      REQUIRE(!st.listen_error);
+      const auto zc0 = get(counters().zc_sends), short0 = get(counters().short_sends);
+      const auto direct0 = get(counters().direct_sends);
+      raw_peer p(st.port());
+      p.shrink_receive_buffer(64 * 1024);  // the server's 256 KiB sends come back short
+      REQUIRE(p.upgrade().rfind("HTTP/1.1 101", 0) == 0);
+      std::vector<std::string> sent;
+      for (int i = 0; i < 24; ++i) {
+        sent.push_back(pattern(i % 3 == 0 ? 900 * 1024 + i : 20000 + i * 3, i % 2 == 0));  // < max_message_size
+        REQUIRE(p.send(raw_peer::frame(i % 2 == 0 ? 0x81 : 0x82, sent.back())));
+      }
+      for (int i = 0; i < 24; ++i) {
+        CAPTURE(i);
+        auto m = read_message(p, 10s);
+        REQUIRE(m);
+        CHECK(m->first == (i % 2 == 0 ? 1 : 2));
+        CHECK(m->second.size() == sent[i].size());
+        CHECK((m->second == sent[i]));  // (not printed: megabytes)
+      }
+      if (direct) {
+        CHECK(get(counters().direct_sends) > direct0);
+        // 900 KiB echoes do not fit a 64 KiB receive buffer: their rest
+        // went asynchronously, behind what the direct sends wrote.
+        CHECK(get(counters().zc_sends) > zc0);
+      } else {
+        CHECK(get(counters().direct_sends) == direct0);
+        CHECK(get(counters().zc_sends) > zc0);
+        CHECK(get(counters().short_sends) > short0);
+      }
+      CHECK(wait_until([&] { return get(counters().zc_notifs) >= get(counters().zc_sends); }, 5s));
+      CHECK(st.stop());
     }
-    for (int i = 0; i < 24; ++i) {
-      CAPTURE(i);
-      auto m = read_message(p, 10s);
-      REQUIRE(m);
-      CHECK(m->first == (i % 2 == 0 ? 1 : 2));
-      CHECK(m->second.size() == sent[i].size());
-      CHECK((m->second == sent[i]));  // (not printed: megabytes)
-    }
-    CHECK(get(counters().zc_sends) > zc0);
-    CHECK(get(counters().short_sends) > short0);
-    CHECK(wait_until([&] { return get(counters().zc_notifs) >= get(counters().zc_sends); }, 5s));
-    CHECK(st.stop());
   }
 }
 

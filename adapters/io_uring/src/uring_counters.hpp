@@ -18,6 +18,7 @@ struct uring_counters {
   std::atomic<std::uint64_t> zc_notifs{0};      // their notifications
   std::atomic<std::uint64_t> ring_grown{0};     // buffers added to the ring's share (it ran dry)
   std::atomic<std::uint64_t> handshake_reads{0};  // recv(2) of a connection in its opening handshake
+  std::atomic<std::uint64_t> direct_sends{0};     // sendmsg(2) of large output from the core's buffers
 };
 
 uring_counters& uring_debug_counters() noexcept;

@@ -45,6 +45,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -52,6 +53,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <span>
 #include <string>
 #include <system_error>
 
@@ -77,6 +79,7 @@ constexpr std::size_t pool_keep_size = 256 * 1024;
 constexpr std::size_t pool_keep_count = 64;
 constexpr std::size_t small_send = 512;             // see take_buffer
 constexpr std::size_t min_send_buffer = 16 * 1024;  // larger sends: at least this
+constexpr std::size_t direct_send_min = 16 * 1024;  // see send_direct
 constexpr unsigned cqe_batch = 256;
 constexpr std::size_t handshake_read = 16 * 1024;  // bytes per recv(2) in the opening handshake
 constexpr duration retire_bound = std::chrono::seconds(1);
@@ -146,6 +149,8 @@ class uring_loop final : public loop_base {
     bufs_ = uring_setup::provided_buffers(ring_.r);       // (same)
     if (const char* z = std::getenv("GUST_URING_ZC_MIN"); z && *z)
       zc_threshold_ = static_cast<std::size_t>(std::strtoull(z, nullptr, 10));
+    if (const char* d = std::getenv("GUST_URING_DIRECT_MIN"); d && *d)
+      direct_threshold_ = static_cast<std::size_t>(std::strtoull(d, nullptr, 10));
     wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd_ < 0) throw std::system_error(last_error(), "gust io_uring: eventfd");
     reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -368,6 +373,14 @@ class uring_loop final : public loop_base {
     if (out.empty()) return;
     std::size_t total = 0;
     for (const const_buffer& b : out) total += b.size;
+    if (total >= direct_threshold_) {
+      const std::size_t written = send_direct(io, ws, out);
+      if (written == total) return;
+      if (written) {
+        out = c.pending_output();
+        total -= written;
+      }
+    }
     total = std::min(total, send_chunk);
     const std::uint32_t si = new_send();
     send_rec& s = sends_[si];
@@ -388,6 +401,32 @@ class uring_loop final : public loop_base {
     s.conn_gen = io.gen;
     io.send = static_cast<std::int32_t>(si);
     submit_send(si, io.fd);
+  }
+
+  // Large output goes to the socket straight from the core's buffers, as
+  // far as the socket takes it at once: copying it into a send buffer first
+  // cost about 15% of the server's time on 64 KiB echoes (perf: memmove at
+  // 20% of it, against 5% under epoll). What the socket does not take now
+  // is copied and sent asynchronously as before. Only called with no send
+  // in flight, so the bytes keep their order. An error is left to the
+  // asynchronous send to report, the usual way.
+  std::size_t send_direct(conn_io& io, websocket& ws, std::span<const const_buffer> out) {
+    constexpr std::size_t max_iov = 16;
+    iovec iov[max_iov];
+    std::size_t n = 0;
+    for (const const_buffer& b : out) {
+      if (n == max_iov) break;
+      iov[n++] = {const_cast<void*>(b.data), b.size};
+    }
+    msghdr m{};
+    m.msg_iov = iov;
+    m.msg_iovlen = n;
+    const ssize_t w = ::sendmsg(io.fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w <= 0) return 0;
+    (void)ws.core().consume_output(static_cast<std::size_t>(w));
+    counters::bump(ctr(ws)->bytes_out, static_cast<std::uint64_t>(w));
+    count(uring_debug_counters().direct_sends);
+    return static_cast<std::size_t>(w);
   }
 
   void submit_send(std::uint32_t si, int fd) {
@@ -823,6 +862,7 @@ class uring_loop final : public loop_base {
   std::int64_t inflight_ = 0;  // operations whose last completion has not arrived
   bool tearing_down_ = false;
   std::size_t zc_threshold_ = uring_setup::default_zc_threshold;
+  std::size_t direct_threshold_ = direct_send_min;  // (GUST_URING_DIRECT_MIN: tests of the asynchronous path)
   // A deque: entries share allocations (512-byte blocks in libstdc++), and an
   // entry stays where it is as the table grows (handlers run with one held).
   std::deque<conn_io> conns_;
