@@ -89,9 +89,9 @@ class connection {
   /// after that the connection has copied whatever it still needs.
   void receive(std::span<std::byte> data, time_point now);
   /// Copies what the connection still needs of the buffer last handed to
-  /// receive(), so the caller may reuse that buffer at once, without
-  /// reading events until next_event() returns nothing (a reader that stops
-  /// early, for backpressure). Allocates nothing when nothing is left.
+  /// receive(), so that the caller may reuse that buffer before
+  /// next_event() has returned nothing (a reader that stops early, for
+  /// backpressure). Allocates nothing when nothing is left.
   void stop_borrowing();
   /// The peer closed its sending direction.
   void receive_eof(time_point now);
