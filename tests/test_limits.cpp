@@ -891,9 +891,10 @@ TEST_SUITE("limits: memory accounting") {
   TEST_CASE("with an output_pool, 64 KiB frames split anywhere by the reads do not allocate once warm") {
     // A socket's reads cut a stream of 64 KiB frames at arbitrary places:
     // after a frame's first bytes, inside its header, just after it. The
-    // split frame is held in the engine's input buffer until whole; that
-    // buffer used to grow from 256 B by doubling (a malloc per step below
-    // the pool's 16 KiB blocks) each time a frame started near a read's end.
+    // split frame is held in the engine's input buffer until whole. That
+    // buffer used to be sized to what had arrived and grow by doubling, so
+    // a frame cut early in it started with a malloc below the pool's
+    // 16 KiB blocks (here one per round, of 15,986 bytes).
     gust::output_pool pool;
     gust::settings s;
     s.output_pool = &pool;
