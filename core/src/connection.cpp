@@ -384,11 +384,7 @@ struct connection::impl {
     if (!t->in_header && t->zero_copy && t->fh.length > want)
       want = static_cast<std::size_t>(std::min<std::uint64_t>(t->fh.length, 2 * want + default_read_size));
     std::size_t cap = std::bit_ceil(std::max(want, std::size_t{256}));
-    std::unique_ptr<std::byte[]> grown;
-    if (cfg().output_pool && cap > pooled_keep_limit)
-      grown = cfg().output_pool->internals().take_block(cap, cap);
-    else
-      grown = std::make_unique_for_overwrite<std::byte[]>(cap);
+    auto grown = output_pool::impl::take_storage(cfg().output_pool, cap);
     if (t->iend) std::memcpy(grown.get(), t->ibuf.get(), t->iend);
     release_input_storage();
     t->ibuf = std::move(grown);
@@ -432,13 +428,10 @@ struct connection::impl {
     t->borrowed = nullptr;
     if (t->icap > input_keep_limit) release_input_storage();
   }
-  // A buffer larger than a pooled traffic state keeps goes back to the
-  // pool's blocks (the next big frame, on any connection, reuses it and its
-  // pages); a small one is freed.
+  // A block-sized buffer goes back to the pool's blocks (the next big
+  // frame, on any connection, reuses it and its pages); a small one is freed.
   void release_input_storage() noexcept {
-    if (cfg().output_pool && t->icap > pooled_keep_limit)
-      cfg().output_pool->internals().give_block(std::move(t->ibuf), t->icap);
-    t->ibuf.reset();
+    output_pool::impl::give_storage(cfg().output_pool, std::move(t->ibuf), t->icap);
     t->icap = 0;
   }
 

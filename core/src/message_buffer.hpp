@@ -4,8 +4,8 @@
 //
 // Why not std::vector: growing one zero-fills the new bytes that zlib or a
 // memcpy overwrites at once, and its storage cannot come from the
-// output_pool's blocks. With a pool, storage from block_threshold up is taken
-// from the pool's blocks and given back to them, so a connection echoing
+// output_pool's blocks. With a pool, storage of a block's size is taken from
+// the pool's blocks and given back to them, so a connection echoing
 // 1 MiB compressed messages reuses the same pages message after message
 // instead of mapping, faulting and unmapping a fresh megabyte each time.
 #pragma once
@@ -23,10 +23,6 @@ namespace gust::detail {
 
 class message_buffer {
  public:
-  /// Storage at least this large comes from a pool's blocks when there is
-  /// one.
-  static constexpr std::size_t block_threshold = output_pool::impl::min_block;
-
   message_buffer() = default;
   message_buffer(message_buffer&&) noexcept = default;
   message_buffer& operator=(message_buffer&&) noexcept = default;
@@ -63,9 +59,7 @@ class message_buffer {
   }
   /// Gives the storage up: to the pool's blocks if it came from there.
   void release(output_pool* pool) noexcept {
-    if (pool && cap_ >= block_threshold)
-      pool->internals().give_block(std::move(p_), cap_);
-    p_.reset();
+    output_pool::impl::give_storage(pool, std::move(p_), cap_);
     size_ = cap_ = 0;
   }
 
@@ -74,11 +68,7 @@ class message_buffer {
     // Powers of two, pooled or not: a doubling stays one, so the pool's
     // rounding never adds to it, and the buffer is under twice its content.
     std::size_t cap = std::bit_ceil(std::max(need, cap_ * 2));
-    std::unique_ptr<std::byte[]> grown;
-    if (pool && cap >= block_threshold)
-      grown = pool->internals().take_block(cap, cap);
-    else
-      grown = std::make_unique_for_overwrite<std::byte[]>(cap);
+    auto grown = output_pool::impl::take_storage(pool, cap);
     const std::size_t size = size_;
     if (size) std::memcpy(grown.get(), p_.get(), size);
     release(pool);

@@ -68,14 +68,9 @@ std::byte* output_queue::arena_alloc(std::size_t n) {
     }
     if (arena_used_ + n > arena_cap_) {
       std::size_t cap = std::max({arena_cap_ * 2, arena_used_ + n, arena_min_size});
-      std::unique_ptr<std::byte[]> grown;
-      if (pool_ && cap >= output_pool::impl::min_block)
-        grown = pool_->internals().take_block(cap, cap);
-      else
-        grown = std::make_unique_for_overwrite<std::byte[]>(cap);
+      auto grown = output_pool::impl::take_storage(pool_, cap);
       if (arena_used_) std::memcpy(grown.get(), arena_.get(), arena_used_);
-      if (pool_ && arena_cap_ >= output_pool::impl::min_block)
-        pool_->internals().give_block(std::move(arena_), arena_cap_);
+      output_pool::impl::give_storage(pool_, std::move(arena_), arena_cap_);
       arena_ = std::move(grown);
       arena_cap_ = cap;
     }

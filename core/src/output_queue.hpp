@@ -147,8 +147,9 @@ struct output_pool::impl {
   static constexpr std::size_t max_blocks = 128;
   static constexpr std::size_t max_block_bytes = std::size_t{32} << 20;
   // Buffers from this size up are taken from and given back to the blocks:
-  // an output arena or a message buffer growing by doubling on its way to a
-  // large message reuses blocks at every step, not only the last.
+  // an input buffer, an output arena or a message buffer growing by
+  // doubling on its way to a large message reuses blocks at every step,
+  // not only the last.
   static constexpr std::size_t min_block = 16 * 1024;
   std::vector<block> blocks;
   std::size_t block_bytes = 0;  // of blocks
@@ -160,6 +161,19 @@ struct output_pool::impl {
   /// Keeps `p` for reuse, or frees it (too big, or only smaller than every
   /// kept one while the pool is full).
   void give_block(std::unique_ptr<std::byte[]> p, std::size_t cap) noexcept;
+
+  /// Storage of `cap` bytes for a growing buffer (input, arena, message):
+  /// a block when `pool` is given and `cap` is a block's size (then `cap`
+  /// is rounded up as take_block does), else a fresh allocation.
+  static std::unique_ptr<std::byte[]> take_storage(output_pool* pool, std::size_t& cap) {
+    if (pool && cap >= min_block) return pool->internals().take_block(cap, cap);
+    return std::make_unique_for_overwrite<std::byte[]>(cap);
+  }
+  /// Gives up storage from take_storage(): back to the blocks if it is a
+  /// block's size, else freed.
+  static void give_storage(output_pool* pool, std::unique_ptr<std::byte[]> p, std::size_t cap) noexcept {
+    if (pool && cap >= min_block) pool->internals().give_block(std::move(p), cap);
+  }
 
   // The traffic states (traffic.hpp) of connections gone idle, at most
   // max_cached: about as many exist as connections had traffic in flight
