@@ -1,0 +1,294 @@
+// The ceiling of the echo measurement: the least a WebSocket echo server on
+// epoll can do, so bench/compare can show what any server could reach on
+// this machine with this generator (bench/compare --bare).
+//
+// One thread, level-triggered epoll, and per ready socket one recv(2) and one
+// send(2): every frame of the read is unmasked into one output buffer and
+// echoed as it came (same opcode and FIN, so fragments echo as fragments),
+// pings answered, a close answered and the socket closed. No library on the
+// data path, no limits, no UTF-8 check, no extension: it is not a server to
+// use, only the floor under the cost of one. The opening handshake goes
+// through gust's engine (it is not measured); the data path starts after the
+// 101, which is when echo_load starts sending.
+//
+//   bare_echo_server PORT   prints "listening on ws://127.0.0.1:PORT/"
+#include <gust/connection.hpp>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <variant>
+#include <vector>
+
+namespace {
+
+struct conn {
+  int fd = -1;
+  std::unique_ptr<gust::server_connection> opening;  // null once open
+  std::vector<char> in;   // received bytes in [rd, wr)
+  std::size_t rd = 0, wr = 0;
+  std::vector<char> out;  // bytes to send in [out_rd, out.size())
+  std::size_t out_rd = 0;
+  bool want_out = false;
+  bool closing = false;   // close answered: close the socket once out is sent
+};
+
+constexpr std::size_t read_size = 64 * 1024;
+
+volatile sig_atomic_t stop = 0;
+void on_signal(int) { stop = 1; }
+
+void append_header(std::vector<char>& out, unsigned char b0, std::uint64_t n) {
+  out.push_back(static_cast<char>(b0));
+  if (n < 126) {
+    out.push_back(static_cast<char>(n));
+  } else if (n < 65536) {
+    out.push_back(static_cast<char>(126));
+    out.push_back(static_cast<char>(n >> 8));
+    out.push_back(static_cast<char>(n & 0xff));
+  } else {
+    out.push_back(static_cast<char>(127));
+    for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
+  }
+}
+
+// Eight bytes at a time (the compiler widens it further), so large
+// messages measure the copy and not a byte loop.
+void unmask_into(char* dst, const char* src, std::size_t n, const unsigned char key[4]) {
+  std::uint64_t k8;
+  for (int i = 0; i < 8; ++i) reinterpret_cast<unsigned char*>(&k8)[i] = key[i & 3];
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t v;
+    std::memcpy(&v, src + i, 8);
+    v ^= k8;
+    std::memcpy(dst + i, &v, 8);
+  }
+  for (; i < n; ++i) dst[i] = static_cast<char>(src[i] ^ key[i & 3]);
+}
+
+// Echoes every complete frame in c.in into c.out; false on a protocol error.
+bool echo_frames(conn& c) {
+  while (c.wr - c.rd >= 2) {
+    const auto* p = reinterpret_cast<const unsigned char*>(c.in.data() + c.rd);
+    const std::size_t avail = c.wr - c.rd;
+    if (!(p[1] & 0x80)) return false;  // a client's frames are masked
+    std::uint64_t n = p[1] & 0x7f;
+    std::size_t hs = 2;
+    if (n == 126) hs = 4;
+    if (n == 127) hs = 10;
+    if (avail < hs + 4) break;
+    if (hs == 4) n = (std::uint64_t(p[2]) << 8) | p[3];
+    if (hs == 10) {
+      n = 0;
+      for (int i = 0; i < 8; ++i) n = (n << 8) | p[2 + i];
+    }
+    if (avail - hs - 4 < n) {
+      // Room for the whole frame, so the next read completes it.
+      if (c.in.size() < c.rd + hs + 4 + n) {
+        std::memmove(c.in.data(), c.in.data() + c.rd, avail);
+        c.wr = avail;
+        c.rd = 0;
+        if (c.in.size() < hs + 4 + n + read_size) c.in.resize(hs + 4 + n + read_size);
+      }
+      break;
+    }
+    const unsigned op = p[0] & 0x0f;
+    unsigned char key[4];
+    std::memcpy(key, p + hs, 4);
+    const char* body = c.in.data() + c.rd + hs + 4;
+    c.rd += hs + 4 + n;
+    if (op == 0xA) continue;  // pong
+    const unsigned char b0 = op == 0x9 ? static_cast<unsigned char>(0x80 | 0xA) : p[0];
+    append_header(c.out, b0, n);
+    const std::size_t at = c.out.size();
+    c.out.resize(at + n);
+    unmask_into(c.out.data() + at, body, n, key);
+    if (op == 0x8) {
+      c.closing = true;
+      break;
+    }
+  }
+  if (c.rd == c.wr) c.rd = c.wr = 0;
+  return true;
+}
+
+// Sends what c.out holds; false on an error.
+bool flush(conn& c) {
+  while (c.out_rd < c.out.size()) {
+    const ssize_t w = ::send(c.fd, c.out.data() + c.out_rd, c.out.size() - c.out_rd, MSG_NOSIGNAL);
+    if (w > 0) {
+      c.out_rd += static_cast<std::size_t>(w);
+      continue;
+    }
+    if (w < 0 && errno == EINTR) continue;
+    return w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
+  c.out.clear();
+  c.out_rd = 0;
+  return true;
+}
+
+// The opening handshake, through the engine; true while the connection lives.
+bool handshake(conn& c, const char* data, std::size_t n) {
+  const auto now = gust::clock::now();
+  c.opening->receive(std::span<std::byte>(reinterpret_cast<std::byte*>(const_cast<char*>(data)), n), now);
+  bool open = false;
+  while (auto ev = c.opening->next_event(now)) {
+    if (std::holds_alternative<gust::request_event>(*ev)) {
+      if (c.opening->accept(now)) return false;
+    } else if (std::holds_alternative<gust::open_event>(*ev)) {
+      open = true;
+      break;
+    } else {
+      return false;
+    }
+  }
+  for (auto bufs = c.opening->pending_output(); !bufs.empty(); bufs = c.opening->pending_output()) {
+    std::size_t taken = 0;
+    for (const auto& b : bufs) {
+      c.out.insert(c.out.end(), reinterpret_cast<const char*>(b.data), reinterpret_cast<const char*>(b.data) + b.size);
+      taken += b.size;
+    }
+    if (c.opening->consume_output(taken)) return false;
+  }
+  if (c.opening->transport_should_close()) return false;
+  if (open) c.opening.reset();
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: bare_echo_server PORT\n");
+    return 2;
+  }
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  signal(SIGPIPE, SIG_IGN);
+
+  const int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(std::atoi(argv[1])));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t alen = sizeof a;
+  if (::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(lfd, 4096) != 0 ||
+      ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &alen) != 0) {
+    std::perror("bare_echo_server: listen");
+    return 1;
+  }
+  std::printf("listening on ws://127.0.0.1:%u/\n", unsigned(ntohs(a.sin_port)));
+  std::fflush(stdout);
+
+  const int ep = epoll_create1(EPOLL_CLOEXEC);
+  epoll_event lev{};
+  lev.events = EPOLLIN;
+  lev.data.u64 = UINT64_MAX;
+  epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &lev);
+  std::vector<std::unique_ptr<conn>> conns;  // by descriptor
+  auto settings = gust::shared_settings(gust::settings{});
+  auto drop = [&](conn& c) {
+    ::close(c.fd);
+    conns[static_cast<std::size_t>(c.fd)].reset();
+  };
+  auto watch = [&](conn& c, bool out) {
+    if (out == c.want_out) return;
+    epoll_event ev{};
+    ev.events = out ? EPOLLOUT : EPOLLIN;  // reading waits while output does
+    ev.data.u64 = static_cast<std::uint64_t>(c.fd);
+    epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev);
+    c.want_out = out;
+  };
+
+  std::vector<epoll_event> evs(512);
+  while (!stop) {
+    const int n = epoll_wait(ep, evs.data(), static_cast<int>(evs.size()), 200);
+    for (int k = 0; k < n; ++k) {
+      if (evs[k].data.u64 == UINT64_MAX) {
+        for (;;) {
+          const int fd = ::accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+          if (fd < 0) break;
+          setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+          if (conns.size() <= static_cast<std::size_t>(fd)) conns.resize(static_cast<std::size_t>(fd) + 1);
+          auto c = std::make_unique<conn>();
+          c->fd = fd;
+          c->opening = std::make_unique<gust::server_connection>(gust::clock::now(), settings);
+          c->in.resize(read_size);
+          epoll_event ev{};
+          ev.events = EPOLLIN;
+          ev.data.u64 = static_cast<std::uint64_t>(fd);
+          epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+          conns[static_cast<std::size_t>(fd)] = std::move(c);
+        }
+        continue;
+      }
+      conn* cp = conns[evs[k].data.u64].get();
+      if (!cp) continue;
+      conn& c = *cp;
+      if (c.want_out) {
+        if (!flush(c)) {
+          drop(c);
+          continue;
+        }
+        if (c.out.empty()) {
+          if (c.closing) {
+            drop(c);
+            continue;
+          }
+          watch(c, false);
+        }
+        continue;
+      }
+      if (c.in.size() - c.wr < 4096) {  // a partial header at the end: move it to the front
+        std::memmove(c.in.data(), c.in.data() + c.rd, c.wr - c.rd);
+        c.wr -= c.rd;
+        c.rd = 0;
+        if (c.in.size() - c.wr < 4096) c.in.resize(c.wr + read_size);
+      }
+      const ssize_t r = ::recv(c.fd, c.in.data() + c.wr, c.in.size() - c.wr, 0);
+      if (r <= 0) {
+        if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+        drop(c);
+        continue;
+      }
+      bool alive;
+      if (c.opening) {
+        alive = handshake(c, c.in.data(), static_cast<std::size_t>(r));
+      } else {
+        c.wr += static_cast<std::size_t>(r);
+        alive = echo_frames(c);
+      }
+      if (!alive || !flush(c)) {
+        drop(c);
+        continue;
+      }
+      if (!c.out.empty()) watch(c, true);
+      else if (c.closing) drop(c);
+    }
+  }
+  for (auto& c : conns)
+    if (c) ::close(c->fd);
+  ::close(lfd);
+  std::printf("bare_echo_server: shutting down\n");
+  return 0;
+}
