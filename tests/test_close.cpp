@@ -520,3 +520,97 @@ TEST_SUITE("RFC 6455 5.4 control frames between fragments") {
     });
   }
 }
+
+// A server's small messages queued back to back share one entry of the
+// output queue (output_queue::append_small_frame); a control frame or a
+// failure must still find the boundary after the frame being written.
+TEST_SUITE("RFC 6455 5.4 control frames between small messages queued together") {
+  /// Ten small text messages "m0".."m9", queued.
+  void queue_small(connection& c) {
+    for (int i = 0; i < 10; ++i) REQUIRE(!c.send_text("m" + std::to_string(i)));
+  }
+
+  std::size_t small_frame_size(const connection& c) { return (c.role() == role::client ? 6 : 2) + 2; }
+
+  /// The data frames of `frames` other than the one at `skip` are m0..m(n-1), in order.
+  void check_small(const std::vector<wire_frame>& frames, std::size_t skip, std::size_t n) {
+    std::size_t k = 0;
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+      if (i == skip) continue;
+      CAPTURE(i);
+      CHECK(frames[i].opcode == 0x1);
+      CHECK(frames[i].payload == "m" + std::to_string(k));
+      ++k;
+    }
+    CHECK(k == n);
+  }
+
+  TEST_CASE("a pong goes out right after the small message being written") {
+    both_roles({}, [](connection& c, virtual_clock& clk, bool server) {
+      queue_small(c);
+      // m0 and one byte of m1 are written.
+      std::string written = take_exactly(c, small_frame_size(c) + 1);
+      CHECK(feed(c, peer_frame(server, 0x89, "now"), clk) == strings{"ping:" + hex("now")});
+      written += take_output(c);
+      auto frames = parse_frames(written);
+      REQUIRE(frames.size() == 11);
+      CHECK(frames[2].opcode == 0xA);
+      CHECK(frames[2].payload == "now");
+      check_small(frames, 2, 10);
+    });
+  }
+
+  TEST_CASE("a pong goes out next when the output stands between two small messages") {
+    both_roles({}, [](connection& c, virtual_clock& clk, bool server) {
+      queue_small(c);
+      std::string written = take_exactly(c, 3 * small_frame_size(c));
+      CHECK(feed(c, peer_frame(server, 0x89, "x"), clk).size() == 1);
+      written += take_output(c);
+      auto frames = parse_frames(written);
+      REQUIRE(frames.size() == 11);
+      CHECK(frames[3].opcode == 0xA);
+      check_small(frames, 3, 10);
+    });
+  }
+
+  TEST_CASE("small messages queued while a run is going out: a ping still goes right after the message being written") {
+    both_roles({}, [](connection& c, virtual_clock& clk, bool) {
+      queue_small(c);
+      std::string written = take_exactly(c, small_frame_size(c) / 2);
+      for (int i = 10; i < 13; ++i) REQUIRE(!c.send_text("m" + std::to_string(i)));
+      REQUIRE(!c.ping(bytes("p"), clk.now));
+      written += take_output(c);
+      auto frames = parse_frames(written);
+      REQUIRE(frames.size() == 14);
+      CHECK(frames[1].opcode == 0x9);
+      check_small(frames, 1, 13);
+    });
+  }
+
+  TEST_CASE("fail() in the middle of a small message: it is finished, the close follows, the rest is dropped") {
+    both_roles({}, [](connection& c, virtual_clock& clk, bool) {
+      queue_small(c);
+      std::string written = take_exactly(c, 2 * small_frame_size(c) + 1);
+      c.fail(clk.now, 4002);
+      written += take_output(c);
+      auto frames = parse_frames(written);
+      REQUIRE(frames.size() == 4);
+      check_small({frames.begin(), frames.begin() + 3}, 99, 3);
+      CHECK(frames[3].opcode == 0x8);
+      CHECK(frames[3].payload == close_payload(4002));
+    });
+  }
+
+  TEST_CASE("fail() between two small messages: the close is next") {
+    both_roles({}, [](connection& c, virtual_clock& clk, bool) {
+      queue_small(c);
+      std::string written = take_exactly(c, small_frame_size(c));
+      c.fail(clk.now, 4002);
+      written += take_output(c);
+      auto frames = parse_frames(written);
+      REQUIRE(frames.size() == 2);
+      CHECK(frames[0].payload == "m0");
+      CHECK(frames[1].opcode == 0x8);
+    });
+  }
+}

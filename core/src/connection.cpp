@@ -1438,7 +1438,7 @@ struct connection::impl {
     return !masks() && n <= 125 && (cfg().max_send_frame_size == 0 || n <= cfg().max_send_frame_size);
   }
   void write_small(message_type type, std::span<const std::byte> data) {
-    std::byte* p = t->out.append(2 + data.size(), true);
+    std::byte* p = t->out.append_small_frame(2 + data.size());
     p[0] = static_cast<std::byte>(0x80 | static_cast<std::uint8_t>(type));
     p[1] = static_cast<std::byte>(data.size());
     if (!data.empty()) std::memcpy(p + 2, data.data(), data.size());

@@ -82,7 +82,7 @@ std::byte* output_queue::arena_alloc(std::size_t n) {
 
 std::byte* output_queue::append_slow(std::size_t n, bool frame_start, bool control) {
   std::byte* p = arena_alloc(n);
-  segs_.push_back({kind::arena, frame_start, control, static_cast<std::size_t>(p - arena_.get()), n,
+  segs_.push_back({kind::arena, frame_start, control, false, static_cast<std::size_t>(p - arena_.get()), n,
                    nullptr, nullptr});
   pending_bytes_ += n;
   return p;
@@ -90,14 +90,33 @@ std::byte* output_queue::append_slow(std::size_t n, bool frame_start, bool contr
 
 void output_queue::append_external(const std::byte* p, std::size_t n,
                                    std::shared_ptr<const void> owner, bool frame_start) {
+  packed_open_ = false;
   if (n == 0) return;
   if (pool_ && arena_cap_ == 0 && segs_.capacity() == 0) borrow_arena();
-  segs_.push_back({kind::external, frame_start, false, 0, n, p, std::move(owner)});
+  segs_.push_back({kind::external, frame_start, false, false, 0, n, p, std::move(owner)});
   pending_bytes_ += n;
 }
 
 bool output_queue::started(std::size_t index) const noexcept {
   return index == head_ && (head_done_ > 0 || !segs_[index].frame_start);
+}
+
+// The frames of a packed run after the one going out become a segment of
+// their own, so that what follows "the frame being written" is the next
+// segment, as for any other frame. When the head's bytes out end exactly at
+// a frame boundary, the head is released instead: it has nothing left.
+void output_queue::split_packed_head() {
+  packed_open_ = false;
+  if (head_ >= segs_.size() || !segs_[head_].packed || head_done_ == 0) return;
+  segment& s = segs_[head_];
+  const std::byte* f = arena_.get() + s.offset;
+  std::size_t end = 0;
+  while (end < head_done_) end += 2 + (std::to_integer<std::size_t>(f[end + 1]) & 0x7f);
+  if (end >= s.size) return;  // the frame going out is the run's last
+  const segment rest{kind::arena, true, false, true, s.offset + end, s.size - end, nullptr, nullptr};
+  s.size = end;
+  segs_.insert(segs_.begin() + static_cast<std::ptrdiff_t>(head_ + 1), rest);
+  if (head_done_ == end) release_front();
 }
 
 std::size_t output_queue::control_insert_position() const noexcept {
@@ -111,19 +130,23 @@ std::size_t output_queue::control_insert_position() const noexcept {
 }
 
 std::byte* output_queue::insert_control(std::size_t n) {
+  packed_open_ = false;
+  split_packed_head();
   std::byte* p = arena_alloc(n);
   const std::size_t pos = control_insert_position();
   segs_.insert(segs_.begin() + static_cast<std::ptrdiff_t>(pos),
-               segment{kind::arena, true, true, static_cast<std::size_t>(p - arena_.get()), n,
+               segment{kind::arena, true, true, false, static_cast<std::size_t>(p - arena_.get()), n,
                        nullptr, nullptr});
   pending_bytes_ += n;
   return p;
 }
 
 void output_queue::queue_pong(const std::byte* frame, std::size_t n) {
+  packed_open_ = false;
   n = std::min(n, pong_slot_size);
   if (pool_ && arena_cap_ == 0 && segs_.capacity() == 0) borrow_arena();
   if (!pong_slots_) pong_slots_ = std::make_unique<pong_slot[]>(2);
+  split_packed_head();
   for (std::size_t i = head_; i < segs_.size(); ++i) {
     segment& s = segs_[i];
     if (s.k == kind::pong && !started(i)) {
@@ -139,11 +162,13 @@ void output_queue::queue_pong(const std::byte* frame, std::size_t n) {
   std::memcpy(pong_slots_[slot], frame, n);
   const std::size_t pos = control_insert_position();
   segs_.insert(segs_.begin() + static_cast<std::ptrdiff_t>(pos),
-               segment{kind::pong, true, true, slot, n, nullptr, nullptr});
+               segment{kind::pong, true, true, false, slot, n, nullptr, nullptr});
   pending_bytes_ += n;
 }
 
 void output_queue::discard_unsent_data() {
+  packed_open_ = false;
+  split_packed_head();
   std::size_t pos = head_;
   if (pos < segs_.size() && started(pos)) {
     ++pos;
@@ -203,6 +228,7 @@ void output_queue::release_front() {
 }
 
 bool output_queue::consume(std::size_t n) {
+  packed_open_ = false;
   if (n > pending_bytes_) return false;
   if (n == pending_bytes_) {
     // Everything went out (the usual case): no segment-by-segment release;

@@ -38,14 +38,34 @@ class output_queue {
   [[gnu::always_inline]] std::byte* append(std::size_t n, bool frame_start, bool control = false) {
     // Inline for the common case (room in the arena and in the segment
     // list): it runs once per message sent.
+    packed_open_ = false;
     if (arena_used_ + n <= arena_cap_ && segs_.size() < segs_.capacity()) [[likely]] {
       std::byte* p = arena_.get() + arena_used_;
-      segs_.push_back({kind::arena, frame_start, control, arena_used_, n, nullptr, nullptr});
+      segs_.push_back({kind::arena, frame_start, control, false, arena_used_, n, nullptr, nullptr});
       arena_used_ += n;
       pending_bytes_ += n;
       return p;
     }
     return append_slow(n, frame_start, control);
+  }
+  /// `n` writable bytes for one whole small frame (a 2-byte header and at
+  /// most 125 bytes of payload, unmasked: a server's small message). A run
+  /// of them written back to back is one segment, so a burst of small
+  /// messages costs one entry to queue, walk and release, not one each.
+  /// The run is split where a control frame goes in or unsent data is
+  /// dropped (split_packed_head), so both keep their frame granularity.
+  [[gnu::always_inline]] std::byte* append_small_frame(std::size_t n) {
+    if (packed_open_ && arena_used_ + n <= arena_cap_ && segs_.back().size + n <= packed_limit) [[likely]] {
+      std::byte* p = arena_.get() + arena_used_;
+      segs_.back().size += n;
+      arena_used_ += n;
+      pending_bytes_ += n;
+      return p;
+    }
+    std::byte* p = append(n, true);
+    segs_.back().packed = true;
+    packed_open_ = true;
+    return p;
   }
   /// A segment referencing `n` bytes at `p`, kept alive by `owner`.
   void append_external(const std::byte* p, std::size_t n,
@@ -81,24 +101,32 @@ class output_queue {
     kind k;
     bool frame_start;
     bool control;
+    bool packed;  // arena: whole small frames only (append_small_frame)
     std::size_t offset;  // arena: offset; pong: slot index
     std::size_t size;
     const std::byte* ptr;  // external only
     std::shared_ptr<const void> owner;
   };
   static constexpr std::size_t pong_slot_size = 14 + 125;
+  // Bounds the walk of split_packed_head() (at most ~8,000 frames).
+  static constexpr std::size_t packed_limit = 16 * 1024;
 
   std::byte* arena_alloc(std::size_t n);
   std::byte* append_slow(std::size_t n, bool frame_start, bool control);
   const std::byte* data_of(const segment& s) const noexcept;
   std::size_t control_insert_position() const noexcept;
   bool started(std::size_t index) const noexcept;
+  void split_packed_head();
   void release_front();
 
   std::vector<segment> segs_;
   std::size_t head_ = 0;       // first unconsumed segment
   std::size_t head_done_ = 0;  // bytes of segs_[head_] already consumed
   std::size_t pending_bytes_ = 0;
+  // The last segment is a packed run that ends where the arena's next bytes
+  // go and has not started going out: the next small frame may join it.
+  // Everything else that touches the list's tail or the head clears it.
+  bool packed_open_ = false;
 
   std::unique_ptr<std::byte[]> arena_;
   std::size_t arena_cap_ = 0;
