@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -33,12 +34,16 @@
 
 namespace {
 
+// A connection holds memory only while it must: a partial frame waiting
+// for the rest (in), bytes the socket did not take (out). Reads go to the
+// loop's one buffer and echoes are built in another, as a server with many
+// connections does it.
 struct conn {
   int fd = -1;
   std::unique_ptr<gust::server_connection> opening;  // null once open
-  std::vector<char> in;   // received bytes in [rd, wr)
-  std::size_t rd = 0, wr = 0;
-  std::vector<char> out;  // bytes to send in [out_rd, out.size())
+  std::vector<char> in;   // a partial frame: bytes in [0, in_len)
+  std::size_t in_len = 0;
+  std::vector<char> out;  // unsent bytes in [out_rd, out.size())
   std::size_t out_rd = 0;
   bool want_out = false;
   bool closing = false;   // close answered: close the socket once out is sent
@@ -78,12 +83,16 @@ void unmask_into(char* dst, const char* src, std::size_t n, const unsigned char 
   for (; i < n; ++i) dst[i] = static_cast<char>(src[i] ^ key[i & 3]);
 }
 
-// Echoes every complete frame in c.in into c.out; false on a protocol error.
-bool echo_frames(conn& c) {
-  while (c.wr - c.rd >= 2) {
-    const auto* p = reinterpret_cast<const unsigned char*>(c.in.data() + c.rd);
-    const std::size_t avail = c.wr - c.rd;
-    if (!(p[1] & 0x80)) return false;  // a client's frames are masked
+constexpr std::size_t bad_input = SIZE_MAX;
+
+// Echoes every complete frame of [data, data + len) into out; returns the
+// bytes used (the rest is a partial frame), or bad_input.
+std::size_t echo_frames(const char* data, std::size_t len, std::vector<char>& out, bool& closing) {
+  std::size_t rd = 0;
+  while (len - rd >= 2 && !closing) {
+    const auto* p = reinterpret_cast<const unsigned char*>(data + rd);
+    const std::size_t avail = len - rd;
+    if (!(p[1] & 0x80)) return bad_input;  // a client's frames are masked
     std::uint64_t n = p[1] & 0x7f;
     std::size_t hs = 2;
     if (n == 126) hs = 4;
@@ -94,37 +103,24 @@ bool echo_frames(conn& c) {
       n = 0;
       for (int i = 0; i < 8; ++i) n = (n << 8) | p[2 + i];
     }
-    if (avail - hs - 4 < n) {
-      // Room for the whole frame, so the next read completes it.
-      if (c.in.size() < c.rd + hs + 4 + n) {
-        std::memmove(c.in.data(), c.in.data() + c.rd, avail);
-        c.wr = avail;
-        c.rd = 0;
-        if (c.in.size() < hs + 4 + n + read_size) c.in.resize(hs + 4 + n + read_size);
-      }
-      break;
-    }
+    if (avail - hs - 4 < n) break;
     const unsigned op = p[0] & 0x0f;
     unsigned char key[4];
     std::memcpy(key, p + hs, 4);
-    const char* body = c.in.data() + c.rd + hs + 4;
-    c.rd += hs + 4 + n;
+    const char* body = data + rd + hs + 4;
+    rd += hs + 4 + n;
     if (op == 0xA) continue;  // pong
     const unsigned char b0 = op == 0x9 ? static_cast<unsigned char>(0x80 | 0xA) : p[0];
-    append_header(c.out, b0, n);
-    const std::size_t at = c.out.size();
-    c.out.resize(at + n);
-    unmask_into(c.out.data() + at, body, n, key);
-    if (op == 0x8) {
-      c.closing = true;
-      break;
-    }
+    append_header(out, b0, n);
+    const std::size_t at = out.size();
+    out.resize(at + n);
+    unmask_into(out.data() + at, body, n, key);
+    if (op == 0x8) closing = true;
   }
-  if (c.rd == c.wr) c.rd = c.wr = 0;
-  return true;
+  return rd;
 }
 
-// Sends what c.out holds; false on an error.
+// Sends c.out; false on an error.
 bool flush(conn& c) {
   while (c.out_rd < c.out.size()) {
     const ssize_t w = ::send(c.fd, c.out.data() + c.out_rd, c.out.size() - c.out_rd, MSG_NOSIGNAL);
@@ -137,6 +133,25 @@ bool flush(conn& c) {
   }
   c.out.clear();
   c.out_rd = 0;
+  return true;
+}
+
+// Sends `out` (the loop's echo buffer); what the socket does not take is
+// kept in c.out. false on an error.
+bool send_echo(conn& c, std::vector<char>& out) {
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t w = ::send(c.fd, out.data() + done, out.size() - done, MSG_NOSIGNAL);
+    if (w > 0) {
+      done += static_cast<std::size_t>(w);
+      continue;
+    }
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    return false;
+  }
+  c.out.assign(out.begin() + static_cast<std::ptrdiff_t>(done), out.end());
+  out.clear();
   return true;
 }
 
@@ -166,6 +181,49 @@ bool handshake(conn& c, const char* data, std::size_t n) {
   if (c.opening->transport_should_close()) return false;
   if (open) c.opening.reset();
   return true;
+}
+
+// One read of an open connection, echoed; false when it ends.
+bool on_readable(conn& c, std::vector<char>& rbuf, std::vector<char>& echo) {
+  if (c.in_len == 0) {
+    const ssize_t r = ::recv(c.fd, rbuf.data(), rbuf.size(), 0);
+    if (r <= 0) return r < 0 && (errno == EAGAIN || errno == EINTR);
+    const auto got = static_cast<std::size_t>(r);
+    const std::size_t used = echo_frames(rbuf.data(), got, echo, c.closing);
+    if (used == bad_input) return false;
+    if (used < got && !c.closing) {  // a partial frame waits in the connection
+      if (c.in.size() < std::max(got - used, read_size)) c.in.resize(std::max(got - used, read_size));
+      std::memcpy(c.in.data(), rbuf.data() + used, got - used);
+      c.in_len = got - used;
+    }
+  } else {
+    // The rest of a partial frame: read behind it, with room for all of it.
+    if (c.in.size() - c.in_len < 4096) c.in.resize(c.in_len + read_size);
+    const ssize_t r = ::recv(c.fd, c.in.data() + c.in_len, c.in.size() - c.in_len, 0);
+    if (r <= 0) return r < 0 && (errno == EAGAIN || errno == EINTR);
+    c.in_len += static_cast<std::size_t>(r);
+    const std::size_t used = echo_frames(c.in.data(), c.in_len, echo, c.closing);
+    if (used == bad_input) return false;
+    std::memmove(c.in.data(), c.in.data() + used, c.in_len - used);
+    c.in_len -= used;
+    if (c.in_len >= 14) {  // the frame's length is known: make room for it now
+      const auto* p = reinterpret_cast<const unsigned char*>(c.in.data());
+      std::uint64_t n = p[1] & 0x7f;
+      std::size_t hs = 2;
+      if (n == 126) hs = 4, n = (std::uint64_t(p[2]) << 8) | p[3];
+      if (n == 127) {
+        hs = 10;
+        n = 0;
+        for (int i = 0; i < 8; ++i) n = (n << 8) | p[2 + i];
+      }
+      if (c.in.size() < hs + 4 + n) c.in.resize(hs + 4 + n + read_size);
+    }
+    if (c.in_len == 0 && c.in.size() > read_size) {  // a large frame is done: give its buffer back
+      c.in.clear();
+      c.in.shrink_to_fit();
+    }
+  }
+  return send_echo(c, echo);
 }
 
 }  // namespace
@@ -220,6 +278,8 @@ int main(int argc, char** argv) {
     c.want_out = out;
   };
 
+  std::vector<char> rbuf(read_size), echo;
+  echo.reserve(2 * read_size);
   std::vector<epoll_event> evs(512);
   while (!stop) {
     const int n = epoll_wait(ep, evs.data(), static_cast<int>(evs.size()), 200);
@@ -233,7 +293,6 @@ int main(int argc, char** argv) {
           auto c = std::make_unique<conn>();
           c->fd = fd;
           c->opening = std::make_unique<gust::server_connection>(gust::clock::now(), settings);
-          c->in.resize(read_size);
           epoll_event ev{};
           ev.events = EPOLLIN;
           ev.data.u64 = static_cast<std::uint64_t>(fd);
@@ -259,26 +318,15 @@ int main(int argc, char** argv) {
         }
         continue;
       }
-      if (c.in.size() - c.wr < 4096) {  // a partial header at the end: move it to the front
-        std::memmove(c.in.data(), c.in.data() + c.rd, c.wr - c.rd);
-        c.wr -= c.rd;
-        c.rd = 0;
-        if (c.in.size() - c.wr < 4096) c.in.resize(c.wr + read_size);
-      }
-      const ssize_t r = ::recv(c.fd, c.in.data() + c.wr, c.in.size() - c.wr, 0);
-      if (r <= 0) {
-        if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-        drop(c);
-        continue;
-      }
       bool alive;
       if (c.opening) {
-        alive = handshake(c, c.in.data(), static_cast<std::size_t>(r));
+        const ssize_t r = ::recv(c.fd, rbuf.data(), rbuf.size(), 0);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+        alive = r > 0 && handshake(c, rbuf.data(), static_cast<std::size_t>(r)) && flush(c);
       } else {
-        c.wr += static_cast<std::size_t>(r);
-        alive = echo_frames(c);
+        alive = on_readable(c, rbuf, echo);
       }
-      if (!alive || !flush(c)) {
+      if (!alive) {
         drop(c);
         continue;
       }
