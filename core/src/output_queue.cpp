@@ -106,7 +106,6 @@ bool output_queue::started(std::size_t index) const noexcept {
 // segment, as for any other frame. When the head's bytes out end exactly at
 // a frame boundary, the head is released instead: it has nothing left.
 void output_queue::split_packed_head() {
-  packed_open_ = false;
   if (head_ >= segs_.size() || !segs_[head_].packed || head_done_ == 0) return;
   segment& s = segs_[head_];
   const std::byte* f = arena_.get() + s.offset;
