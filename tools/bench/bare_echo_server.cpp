@@ -85,30 +85,39 @@ void unmask_into(char* dst, const char* src, std::size_t n, const unsigned char 
 
 constexpr std::size_t bad_input = SIZE_MAX;
 
+// A masked frame's header (with its key) and payload length, from `avail`
+// bytes at p; header 0 while the header is incomplete.
+struct frame_head {
+  std::size_t header = 0;
+  std::uint64_t payload = 0;
+};
+frame_head parse_head(const unsigned char* p, std::size_t avail) {
+  if (avail < 2) return {};
+  std::uint64_t n = p[1] & 0x7f;
+  const std::size_t hs = n == 126 ? 4 : n == 127 ? 10 : 2;
+  if (avail < hs + 4) return {};
+  if (hs == 4) n = (std::uint64_t(p[2]) << 8) | p[3];
+  if (hs == 10) {
+    n = 0;
+    for (int i = 0; i < 8; ++i) n = (n << 8) | p[2 + i];
+  }
+  return {hs + 4, n};
+}
+
 // Echoes every complete frame of [data, data + len) into out; returns the
 // bytes used (the rest is a partial frame), or bad_input.
 std::size_t echo_frames(const char* data, std::size_t len, std::vector<char>& out, bool& closing) {
   std::size_t rd = 0;
   while (len - rd >= 2 && !closing) {
     const auto* p = reinterpret_cast<const unsigned char*>(data + rd);
-    const std::size_t avail = len - rd;
     if (!(p[1] & 0x80)) return bad_input;  // a client's frames are masked
-    std::uint64_t n = p[1] & 0x7f;
-    std::size_t hs = 2;
-    if (n == 126) hs = 4;
-    if (n == 127) hs = 10;
-    if (avail < hs + 4) break;
-    if (hs == 4) n = (std::uint64_t(p[2]) << 8) | p[3];
-    if (hs == 10) {
-      n = 0;
-      for (int i = 0; i < 8; ++i) n = (n << 8) | p[2 + i];
-    }
-    if (avail - hs - 4 < n) break;
+    const frame_head h = parse_head(p, len - rd);
+    if (h.header == 0 || len - rd - h.header < h.payload) break;
+    const std::size_t n = static_cast<std::size_t>(h.payload);
     const unsigned op = p[0] & 0x0f;
-    unsigned char key[4];
-    std::memcpy(key, p + hs, 4);
-    const char* body = data + rd + hs + 4;
-    rd += hs + 4 + n;
+    const unsigned char* key = p + h.header - 4;
+    const char* body = data + rd + h.header;
+    rd += h.header + n;
     if (op == 0xA) continue;  // pong
     const unsigned char b0 = op == 0x9 ? static_cast<unsigned char>(0x80 | 0xA) : p[0];
     append_header(out, b0, n);
@@ -120,37 +129,41 @@ std::size_t echo_frames(const char* data, std::size_t len, std::vector<char>& ou
   return rd;
 }
 
-// Sends c.out; false on an error.
-bool flush(conn& c) {
-  while (c.out_rd < c.out.size()) {
-    const ssize_t w = ::send(c.fd, c.out.data() + c.out_rd, c.out.size() - c.out_rd, MSG_NOSIGNAL);
-    if (w > 0) {
-      c.out_rd += static_cast<std::size_t>(w);
-      continue;
-    }
-    if (w < 0 && errno == EINTR) continue;
-    return w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-  }
-  c.out.clear();
-  c.out_rd = 0;
-  return true;
-}
-
-// Sends `out` (the loop's echo buffer); what the socket does not take is
-// kept in c.out. false on an error.
-bool send_echo(conn& c, std::vector<char>& out) {
+// Sends [p, p + n) as far as the socket takes it now: the bytes that went
+// out, or -1 on an error.
+ssize_t send_some(int fd, const char* p, std::size_t n) {
   std::size_t done = 0;
-  while (done < out.size()) {
-    const ssize_t w = ::send(c.fd, out.data() + done, out.size() - done, MSG_NOSIGNAL);
+  while (done < n) {
+    const ssize_t w = ::send(fd, p + done, n - done, MSG_NOSIGNAL);
     if (w > 0) {
       done += static_cast<std::size_t>(w);
       continue;
     }
     if (w < 0 && errno == EINTR) continue;
     if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-    return false;
+    return -1;
   }
-  c.out.assign(out.begin() + static_cast<std::ptrdiff_t>(done), out.end());
+  return static_cast<ssize_t>(done);
+}
+
+// Sends c.out; false on an error.
+bool flush(conn& c) {
+  const ssize_t w = send_some(c.fd, c.out.data() + c.out_rd, c.out.size() - c.out_rd);
+  if (w < 0) return false;
+  c.out_rd += static_cast<std::size_t>(w);
+  if (c.out_rd == c.out.size()) {
+    c.out.clear();
+    c.out_rd = 0;
+  }
+  return true;
+}
+
+// Sends `out` (the loop's echo buffer); what the socket does not take is
+// kept in c.out. false on an error.
+bool send_echo(conn& c, std::vector<char>& out) {
+  const ssize_t w = send_some(c.fd, out.data(), out.size());
+  if (w < 0) return false;
+  c.out.assign(out.begin() + w, out.end());
   out.clear();
   return true;
 }
@@ -206,18 +219,9 @@ bool on_readable(conn& c, std::vector<char>& rbuf, std::vector<char>& echo) {
     if (used == bad_input) return false;
     std::memmove(c.in.data(), c.in.data() + used, c.in_len - used);
     c.in_len -= used;
-    if (c.in_len >= 14) {  // the frame's length is known: make room for it now
-      const auto* p = reinterpret_cast<const unsigned char*>(c.in.data());
-      std::uint64_t n = p[1] & 0x7f;
-      std::size_t hs = 2;
-      if (n == 126) hs = 4, n = (std::uint64_t(p[2]) << 8) | p[3];
-      if (n == 127) {
-        hs = 10;
-        n = 0;
-        for (int i = 0; i < 8; ++i) n = (n << 8) | p[2 + i];
-      }
-      if (c.in.size() < hs + 4 + n) c.in.resize(hs + 4 + n + read_size);
-    }
+    // Once the next frame's length is known: room for all of it.
+    const frame_head h = parse_head(reinterpret_cast<const unsigned char*>(c.in.data()), c.in_len);
+    if (h.header && c.in.size() < h.header + h.payload) c.in.resize(h.header + h.payload + read_size);
     if (c.in_len == 0 && c.in.size() > read_size) {  // a large frame is done: give its buffer back
       c.in.clear();
       c.in.shrink_to_fit();

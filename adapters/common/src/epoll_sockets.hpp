@@ -35,11 +35,9 @@
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <climits>
 #include <memory>
 #include <system_error>
 #include <vector>
@@ -83,20 +81,8 @@ class epoll_sockets : public loop_base {
     for (int round = 0; round < max_writes; ++round) {
       auto out = c.pending_output();
       if (out.empty()) break;
-      ssize_t n;
-      if (out.size() == 1) {  // the usual case: send(2) spares the kernel copying in a msghdr
-        n = ::send(t.handle, out[0].data, out[0].size, MSG_NOSIGNAL);
-      } else {
-        msghdr msg{};
-        msg.msg_iov = const_cast<iovec*>(reinterpret_cast<const iovec*>(out.data()));
-        msg.msg_iovlen = std::min<std::size_t>(out.size(), IOV_MAX);
-        n = ::sendmsg(t.handle, &msg, MSG_NOSIGNAL);
-      }
-      if (n > 0) {
-        (void)c.consume_output(static_cast<std::size_t>(n));
-        counters::bump(ctr(ws)->bytes_out, static_cast<std::uint64_t>(n));
-        continue;
-      }
+      const ssize_t n = write_pending(ws, t.handle, out);
+      if (n > 0) continue;
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         t.blocked = true;

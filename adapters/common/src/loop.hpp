@@ -38,9 +38,12 @@
 #pragma once
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
+#include <climits>
 #include <cstddef>
 #include <condition_variable>
 #include <cstdint>
@@ -50,6 +53,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <span>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -207,6 +211,11 @@ class session_store {
   bool spare_ = false;          // an empty page is kept
 };
 
+// write_pending() hands the core's buffer list to sendmsg(2) as it is.
+static_assert(sizeof(const_buffer) == sizeof(iovec) && offsetof(const_buffer, data) == offsetof(iovec, iov_base) &&
+                  offsetof(const_buffer, size) == offsetof(iovec, iov_len),
+              "const_buffer is laid out as iovec");
+
 class loop_base {
  public:
   explicit loop_base(gust::adapter a);
@@ -345,6 +354,26 @@ class loop_base {
   }
   static bool finished(const websocket& ws) noexcept { return ws.finished_; }
   static counters* ctr(websocket& ws) noexcept { return &ws.owner_->ctr; }
+  /// One write of `out` (the core's pending_output()) to `fd`: send(2) for
+  /// one buffer, which spares the kernel copying in a msghdr, else
+  /// sendmsg(2); MSG_NOSIGNAL and `flags`. What went out is consumed from
+  /// the core and counted. Returns the call's result (errno set below 0).
+  static ssize_t write_pending(websocket& ws, int fd, std::span<const const_buffer> out, int flags = 0) {
+    ssize_t n;
+    if (out.size() == 1) {
+      n = ::send(fd, out[0].data, out[0].size, MSG_NOSIGNAL | flags);
+    } else {
+      msghdr msg{};
+      msg.msg_iov = const_cast<iovec*>(reinterpret_cast<const iovec*>(out.data()));
+      msg.msg_iovlen = std::min<std::size_t>(out.size(), IOV_MAX);
+      n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | flags);
+    }
+    if (n > 0) {
+      (void)ws.core().consume_output(static_cast<std::size_t>(n));
+      counters::bump(ctr(ws)->bytes_out, static_cast<std::uint64_t>(n));
+    }
+    return n;
+  }
   websocket* session(std::uint32_t slot, std::uint32_t serial) noexcept {
     websocket* ws = sessions_store_.get(slot);
     return ws && ws->serial_ == serial ? ws : nullptr;

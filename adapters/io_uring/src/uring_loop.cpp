@@ -45,7 +45,6 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -53,7 +52,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
-#include <span>
 #include <string>
 #include <system_error>
 
@@ -411,20 +409,8 @@ class uring_loop final : public loop_base {
   // in flight, so the bytes keep their order. An error is left to the
   // asynchronous send to report, the usual way.
   std::size_t send_direct(conn_io& io, websocket& ws, std::span<const const_buffer> out) {
-    constexpr std::size_t max_iov = 16;
-    iovec iov[max_iov];
-    std::size_t n = 0;
-    for (const const_buffer& b : out) {
-      if (n == max_iov) break;
-      iov[n++] = {const_cast<void*>(b.data), b.size};
-    }
-    msghdr m{};
-    m.msg_iov = iov;
-    m.msg_iovlen = n;
-    const ssize_t w = ::sendmsg(io.fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+    const ssize_t w = write_pending(ws, io.fd, out, MSG_DONTWAIT);
     if (w <= 0) return 0;
-    (void)ws.core().consume_output(static_cast<std::size_t>(w));
-    counters::bump(ctr(ws)->bytes_out, static_cast<std::uint64_t>(w));
     count(uring_debug_counters().direct_sends);
     return static_cast<std::size_t>(w);
   }
