@@ -13,6 +13,9 @@
 //             prepare4k  one frame, copied 4 KiB at a time into prepare()
 //                        and commit()ed (the copy stands for read(2))
 //             batch4096  4096 messages back to back in one receive()
+//             and the same with "-pooled" (whole-pooled, frag4k-pooled...):
+//                        the connections borrow their buffers from a
+//                        gust::output_pool, as every adapter's do
 //   mode      see "Restoring the input" below
 //
 // Restoring the input. The engine unmasks in place, so after one pass the
@@ -84,6 +87,7 @@ struct receive_case {
   std::size_t size;
   delivery how;
   mode m;
+  bool pooled = false;
 };
 
 // One pass over the input, handing every event to `on_event`.
@@ -126,7 +130,8 @@ void receive_pass(connection& c, delivery how, bytes& buf, const bytes& wire, ti
 }
 
 void run_receive(benchmark::State& state, const receive_case rc) {
-  pair p(codec_settings());
+  output_pool pool;  // outlives the pair
+  pair p(codec_settings(rc.pooled ? &pool : nullptr));
   connection& c = rc.who == role::server ? static_cast<connection&>(p.server)
                                          : static_cast<connection&>(p.client);
   const std::size_t count = rc.how == delivery::batch ? batch_count : 1;
@@ -197,7 +202,8 @@ void run_receive(benchmark::State& state, const receive_case rc) {
 
 void add(const receive_case& rc) {
   const std::string name = std::string("recv/") + (rc.who == role::server ? "server/" : "client/") +
-                           bench::to_string(rc.what) + "/" + to_string(rc.how) + "/" +
+                           bench::to_string(rc.what) + "/" + to_string(rc.how) +
+                           (rc.pooled ? "-pooled/" : "/") +
                            std::to_string(rc.size) + "/" + to_string(rc.m);
   benchmark::RegisterBenchmark(name.c_str(), [rc](benchmark::State& s) { run_receive(s, rc); });
 }
@@ -205,14 +211,15 @@ void add(const receive_case& rc) {
 // A server's input needs restoring: each case as engine+restore and as
 // restore alone, and the zero-key cross-check where asked. A client's
 // does not.
-void add_modes(role who, content what, std::size_t size, delivery how, bool zero_key) {
+void add_modes(role who, content what, std::size_t size, delivery how, bool zero_key,
+               bool pooled = false) {
   if (who == role::client || how == delivery::prepare4k) {
-    add({who, what, size, how, mode::engine});
+    add({who, what, size, how, mode::engine, pooled});
     return;
   }
-  add({who, what, size, how, mode::engine_restore});
-  add({who, what, size, how, mode::restore});
-  if (zero_key) add({who, what, size, how, mode::zero_key});
+  add({who, what, size, how, mode::engine_restore, pooled});
+  add({who, what, size, how, mode::restore, pooled});
+  if (zero_key) add({who, what, size, how, mode::zero_key, pooled});
 }
 
 int register_all() {
@@ -224,6 +231,13 @@ int register_all() {
       for (delivery how : {delivery::frag4k, delivery::read4k, delivery::prepare4k})
         for (std::size_t size : {std::size_t{64 * 1024}, std::size_t{1024 * 1024}})
           add_modes(who, what, size, how, false);
+      // Big messages with the storage the adapters give them: without a
+      // pool a connection frees buffers above 256 KiB after each message
+      // (an idle connection must not keep a megabyte); with one they go
+      // back to the pool's block cache and the next message reuses them.
+      for (delivery how : {delivery::whole, delivery::frag4k, delivery::read4k, delivery::prepare4k})
+        for (std::size_t size : {std::size_t{64 * 1024}, std::size_t{1024 * 1024}})
+          add_modes(who, what, size, how, false, true);
       add_modes(who, what, 16, delivery::batch, true);
     }
     // Text that is not ASCII: the validator's slow path.

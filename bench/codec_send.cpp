@@ -3,11 +3,13 @@
 // then pending_output() and consume_output() as an adapter's write would.
 // Default settings: a message above max_send_frame_size (64 KiB) goes out
 // as frames of 64 KiB, so 1 MiB is 16 frames. A client's keys come from the
-// operating system's CSPRNG, 64 bytes (16 keys) per getrandom call, as in
-// production.
+// operating system's CSPRNG, 4 KiB (1,024 keys) per getrandom call and
+// thread, as in production.
 //
-// Names: send/<role>/<content>/<size>, and send_shared/server/binary/<size>
-// (a server's zero-copy send: the queue references the payload).
+// Names: send/<role>/<content>/<size>, send_pooled/<role>/binary/<size>
+// (the connection's storage borrowed from a gust::output_pool, as in the
+// adapters), and send_shared/server/binary/<size> (a server's zero-copy
+// send: the queue references the payload).
 //
 // Verification: the output of one send, decoded by common.cpp's own
 // decoder, is exactly the message, masked if and only if a client sent it,
@@ -22,8 +24,10 @@ namespace {
 
 enum class how : std::uint8_t { copy, shared };
 
-void run_send(benchmark::State& state, role who, content what, std::size_t size, how h) {
-  pair p(codec_settings());
+void run_send(benchmark::State& state, role who, content what, std::size_t size, how h,
+              bool pooled = false) {
+  output_pool pool;  // outlives the pair
+  pair p(codec_settings(pooled ? &pool : nullptr));
   connection& c = who == role::server ? static_cast<connection&>(p.server)
                                       : static_cast<connection&>(p.client);
   auto holder = std::make_shared<const bytes>(payload(what, size));
@@ -81,6 +85,17 @@ int register_all() {
           run_send(s, who, what, size, how::copy);
         });
       }
+  // Big messages with a pool, as the adapters send them: the output arena
+  // grown for 1 MiB goes back to the pool's block cache instead of being
+  // freed after the message.
+  for (role who : {role::server, role::client})
+    for (std::size_t size : {std::size_t{64 * 1024}, std::size_t{1024 * 1024}}) {
+      const std::string name = std::string("send_pooled/") + (who == role::server ? "server/" : "client/") +
+                               "binary/" + std::to_string(size);
+      benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& s) {
+        run_send(s, who, content::binary, size, how::copy, true);
+      });
+    }
   for (std::size_t size : sizes) {
     const std::string name = "send_shared/server/binary/" + std::to_string(size);
     benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& s) {

@@ -232,8 +232,9 @@ pair::pair(const gust::settings& s) : client(now, localhost(), s), server(now, s
     fail_setup("the pair did not open");
 }
 
-gust::settings codec_settings() {
+gust::settings codec_settings(gust::output_pool* pool) {
   gust::settings s;
+  s.output_pool = pool;
   s.limits.max_message_size = 4 << 20;
   s.timeouts.ping_interval = {};
   return s;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "gust/connection.hpp"
+#include "gust/output_pool.hpp"
 
 namespace gust::bench {
 
@@ -121,7 +122,8 @@ struct pair {
 
 /// The settings of the codec benchmarks: the defaults, with room for the
 /// 1 MiB case above max_message_size's default (exactly 1 MiB) and no
-/// keepalive timer.
-gust::settings codec_settings();
+/// keepalive timer. With `pool`, the connections borrow their storage from
+/// it, as every adapter's connections do from their loop's pool.
+gust::settings codec_settings(gust::output_pool* pool = nullptr);
 
 }  // namespace gust::bench

@@ -98,7 +98,8 @@ def load(data):
     return {n: Run(m, cvs.get(n)) for n, m in medians.items()}
 
 
-DELIVERY_ORDER = {"whole": 0, "frag4k": 1, "read4k": 2, "prepare4k": 3}
+DELIVERY_ORDER = {"whole": 0, "frag4k": 1, "read4k": 2, "prepare4k": 3,
+                  "whole-pooled": 4, "frag4k-pooled": 5, "read4k-pooled": 6, "prepare4k-pooled": 7}
 MODE_ORDER = {"net": 0, "zero-key": 1, "engine": 2}
 CONTENT_ORDER = {"text": 0, "binary": 1, "text-utf8": 2}
 
@@ -168,7 +169,7 @@ def main():
                 label = name.rsplit("/", 1)[0] + "/net"
             section = f"receive ({role})"
             ref_n = int(r.wire) if how.startswith("batch") else int(size)
-        elif kind in ("send", "send_shared"):
+        elif kind in ("send", "send_pooled", "send_shared"):
             section = "send"
             ref_n = int(parts[-1])
         elif kind in ("mask", "utf8"):

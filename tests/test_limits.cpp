@@ -938,6 +938,69 @@ TEST_SUITE("limits: memory accounting") {
     });
   }
 
+  TEST_CASE("with an output_pool, 1 MiB messages in 4 KiB fragments or read through prepare() do not allocate once warm") {
+    // The message buffer a fragmented message is reassembled in, and the
+    // input buffer prepare() reads into, are given back to the pool's
+    // blocks when the connection goes idle. They used to start again below
+    // a block's size at the next message (4 and 8 KiB for the buffer, the
+    // 4 KiB asked of prepare()), which allocated two and one buffers per
+    // message before the blocks were reached.
+    gust::output_pool pool;
+    gust::settings s;
+    s.output_pool = &pool;
+    s.limits.max_message_size = 4 * one_mib;
+    s.timeouts.ping_interval = {};
+    both_roles(s, [](connection& c, virtual_clock& clk, bool server) {
+      (void)take_output(c);
+      const std::string payload = pattern(one_mib);
+      const std::size_t piece = 4096;
+      std::string fragmented;
+      for (std::size_t off = 0; off < payload.size(); off += piece) {
+        const bool first = off == 0, last = off + piece >= payload.size();
+        const std::uint8_t b0 = static_cast<std::uint8_t>((last ? 0x80 : 0x00) | (first ? 0x02 : 0x00));
+        fragmented += peer_frame(server, b0, std::string_view(payload).substr(off, piece));
+      }
+      const std::string whole = peer_frame(server, 0x82, payload);
+      auto drain = [&]() {
+        std::size_t got = 0;
+        while (auto e = c.next_event(clk.now)) {
+          auto* m = std::get_if<message_event>(&*e);
+          REQUIRE(m);
+          REQUIRE(m->last);
+          REQUIRE(m->data.size() == payload.size());
+          REQUIRE(std::memcmp(m->data.data(), payload.data(), payload.size()) == 0);
+          ++got;
+        }
+        return got;
+      };
+      std::string in;
+      for (int round = 0; round < 5; ++round) {
+        std::optional<allocation_scope> track;
+        if (round > 1) track.emplace();
+        // Fragments, all in one receive() (unmasked in place: a fresh copy).
+        in = fragmented;
+        c.receive(std::as_writable_bytes(std::span(in.data(), in.size())), clk.now);
+        std::size_t messages = drain();
+        // One frame, read 4 KiB at a time into the engine's own buffer.
+        for (std::size_t off = 0; off < whole.size(); off += piece) {
+          const std::size_t n = std::min(piece, whole.size() - off);
+          std::memcpy(c.prepare(piece).data(), whole.data() + off, n);
+          c.commit(n, clk.now);
+          messages += drain();
+        }
+        CHECK(messages == 2);
+        CHECK(c.memory().input == 0);
+        CHECK(c.memory().message == 0);
+        if (track) {
+          const std::size_t allocations = track->count(), largest = track->largest();
+          track.reset();  // (doctest's INFO allocates on its first use)
+          INFO("round " << round << ": " << allocations << " allocations, largest " << largest);
+          CHECK(allocations == 0);
+        }
+      }
+    });
+  }
+
   TEST_CASE("with an output_pool, 1 MiB compressed messages are inflated and compressed into the pool's blocks") {
     // The message buffer an inflated message is assembled in and the
     // compressed echo's buffer both exceed what a pooled traffic state
@@ -1017,6 +1080,30 @@ TEST_SUITE("limits: memory accounting") {
     CHECK(srv.memory().message <= 2 * s.limits.max_message_size + 64);
   }
 
+  TEST_CASE("with an output_pool and a limit below a block, a reassembled message does not take a block") {
+    // A pooled message buffer starts in one of the pool's 16 KiB blocks, so
+    // that big fragmented messages do not allocate their first steps; under
+    // a 300-byte limit that block would be fifty times the largest message
+    // (fuzz/regressions/connection/pooled-reassembly-under-small-limit).
+    gust::output_pool pool;
+    gust::settings s;
+    s.output_pool = &pool;
+    s.limits.max_message_size = 300;
+    s.timeouts.ping_interval = {};
+    virtual_clock clk;
+    auto srv = open_server(clk, s);
+    (void)take_output(srv);
+    std::string wire = peer_frame(true, 0x01, pattern(200)) + peer_frame(true, 0x80, pattern(100));
+    srv.receive(std::as_writable_bytes(std::span(wire.data(), wire.size())), clk.now);
+    auto e = srv.next_event(clk.now);
+    REQUIRE(e);
+    auto* m = std::get_if<message_event>(&*e);
+    REQUIRE(m);
+    CHECK(m->data.size() == 300);
+    CHECK(srv.memory().message >= 300);
+    CHECK(srv.memory().message <= 2 * s.limits.max_message_size + 64);
+  }
+
   TEST_CASE("memory().message holds a fragmented message and drops back after it") {
     gust::settings s;
     s.limits.max_message_size = 4 * one_mib;
@@ -1038,6 +1125,33 @@ TEST_SUITE("limits: memory accounting") {
       // (connection.cpp: buffers above message_keep_limit, 256 KiB, "are
       // released once empty").
       CHECK(c.memory().message <= 256 * 1024);
+    });
+  }
+
+  TEST_CASE("a message sent as many frames grows the output storage once, to its size") {
+    // 1 MiB goes out as 16 frames of 64 KiB (max_send_frame_size). Queued
+    // frame by frame, the arena doubled four times on the way and copied
+    // what it held each time: 5 allocations and about 1 MiB copied twice.
+    both_roles({}, [](connection& c, virtual_clock&, bool) {
+      const std::string payload = pattern(one_mib);
+      REQUIRE(!c.send_binary(bytes(payload)));  // warm: the segment list's capacity
+      (void)take_output(c);
+      std::size_t allocations = 0, largest = 0;
+      {
+        allocation_scope track;
+        REQUIRE(!c.send_binary(std::as_bytes(std::span(payload))));
+        allocations = track.count();
+        largest = track.largest();
+      }
+      INFO(allocations << " allocations, largest " << largest);
+      CHECK(allocations == 1);
+      CHECK(largest >= one_mib + 16 * 14);
+      CHECK(largest <= one_mib + 16 * 14 + 64);
+      std::vector<wire_frame> frames = parse_frames(take_output(c));
+      REQUIRE(frames.size() == 16);
+      std::string echoed;
+      for (const auto& f : frames) echoed += f.payload;
+      CHECK(echoed == payload);
     });
   }
 

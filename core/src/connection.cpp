@@ -570,6 +570,11 @@ struct connection::impl {
   void queue_data(std::uint8_t opcode, std::span<const std::byte> data, bool fin,
                   const std::shared_ptr<const void>* owner, std::uint8_t rsv = 0) {
     const std::size_t limit = cfg().max_send_frame_size ? cfg().max_send_frame_size : data.size();
+    if (data.size() > limit && (!owner || masks())) {
+      // Copied as several frames: the arena grows once to hold them all
+      // (14 bytes is the largest header).
+      t->out.reserve(data.size() + (data.size() / limit + 1) * 14);
+    }
     std::size_t pos = 0;
     do {
       const std::size_t n = std::min(limit, data.size() - pos);
@@ -1107,9 +1112,21 @@ struct connection::impl {
       if (chunk > 0 || last) return message_event{t->msg_type, {in.data(), chunk}, last};
       return frame_done ? std::nullopt : need_input();
     }
+    if (t->msg_buf.capacity() == 0) start_message_buffer();
     t->msg_buf.append(in.data(), chunk, cfg().output_pool);
     if (last) return message_event{t->msg_type, t->msg_buf, true};
     return frame_done ? std::nullopt : need_input();
+  }
+
+  // With a pool, a message to reassemble starts in one of its blocks: the
+  // buffer of the last one went back to them when the connection went idle,
+  // and growing again from the first fragment's size (4 KiB, then 8) would
+  // allocate below a block's size at every message. Not when the limit is
+  // below a block: reassembly memory stays within a few times the limit.
+  void start_message_buffer() {
+    constexpr std::size_t block = output_pool::impl::min_block;
+    output_pool* const pool = cfg().output_pool;
+    if (pool && cfg().limits.max_message_size >= block) t->msg_buf.prepare(block, pool);
   }
 
   // RFC 7692 7.2.2: inflate the payload as it arrives, appending 00 00 ff ff
@@ -1563,7 +1580,12 @@ std::span<std::byte> connection::prepare(std::size_t min_size) {
   impl_->lends_buffers = false;
   detail::traffic& x = impl_->tr();
   impl_->stash_borrowed();
-  impl_->reserve_input(min_size ? min_size : default_read_size);
+  // With a pool, a read's worth at least: that is one of the pool's
+  // blocks, so a buffer given back after a big frame is taken again by the
+  // next read instead of a small one being allocated for it.
+  std::size_t room = min_size ? min_size : default_read_size;
+  if (impl_->cfg().output_pool) room = std::max(room, default_read_size);
+  impl_->reserve_input(room);
   return {x.ibuf.get() + x.iend, x.icap - x.iend};
 }
 

@@ -54,6 +54,13 @@ void output_queue::give_back() {
 }
 
 std::byte* output_queue::arena_alloc(std::size_t n) {
+  if (arena_used_ + n > arena_cap_) make_room(n);
+  std::byte* p = arena_.get() + arena_used_;
+  arena_used_ += n;
+  return p;
+}
+
+void output_queue::make_room(std::size_t n) {
   if (pool_ && arena_cap_ == 0) borrow_arena();
   if (arena_used_ + n > arena_cap_) {
     // Slide the live bytes down to the start before growing.
@@ -75,9 +82,6 @@ std::byte* output_queue::arena_alloc(std::size_t n) {
       arena_cap_ = cap;
     }
   }
-  std::byte* p = arena_.get() + arena_used_;
-  arena_used_ += n;
-  return p;
 }
 
 std::byte* output_queue::append_slow(std::size_t n, bool frame_start, bool control) {

@@ -67,6 +67,13 @@ class output_queue {
     packed_open_ = true;
     return p;
   }
+  /// Room for `n` more bytes of appends without the arena growing: a
+  /// message queued as several frames grows it once to its size instead of
+  /// doubling (and copying what it holds) frame after frame.
+  void reserve(std::size_t n) {
+    packed_open_ = false;
+    if (arena_used_ + n > arena_cap_) make_room(n);
+  }
   /// A segment referencing `n` bytes at `p`, kept alive by `owner`.
   void append_external(const std::byte* p, std::size_t n,
                        std::shared_ptr<const void> owner, bool frame_start);
@@ -112,6 +119,7 @@ class output_queue {
   static constexpr std::size_t packed_limit = 16 * 1024;
 
   std::byte* arena_alloc(std::size_t n);
+  void make_room(std::size_t n);
   std::byte* append_slow(std::size_t n, bool frame_start, bool control);
   const std::byte* data_of(const segment& s) const noexcept;
   std::size_t control_insert_position() const noexcept;
