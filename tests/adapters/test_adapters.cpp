@@ -8,10 +8,12 @@
 
 #include <algorithm>
 #include <any>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <set>
 
+#include "allocations.hpp"
 #include "harness.hpp"
 #include "loop.hpp"  // detail::session_store
 
@@ -248,6 +250,97 @@ TEST_SUITE("adapters: echo over sockets") {
     auto s = st.srv().stats();
     CHECK(s.messages_in == expected);
     CHECK(s.messages_out == expected);
+  }
+
+  ADAPTER_TEST("steady echo of 64 KiB and 1 MiB messages allocates nothing per message") {
+    // The loop's output_pool lends every connection its buffers; once the
+    // pool is warm, nothing on the way (reads, frames split between reads,
+    // the echo's output, the loop's own waits and posted turns) allocates.
+    // Asio's allocated about one operation per 64 KiB echo before its
+    // waits and posts took their memory from the loop (op_memory.hpp).
+    auto cfg = echo_config(T::kind);
+    cfg.settings.limits.max_message_size = 2 << 20;
+    server_thread st(std::move(cfg));
+    REQUIRE(!st.listen_error);
+    struct peer_state {
+      std::unique_ptr<raw_peer> p;
+      std::string frame, echo;
+    };
+    std::vector<peer_state> peers(4);
+    std::vector<char> in(4 << 20);
+    for (std::size_t i = 0; i < peers.size(); ++i) {
+      peers[i].p = std::make_unique<raw_peer>(st.port());
+      REQUIRE(peers[i].p->connected);
+      REQUIRE(peers[i].p->upgrade().rfind("HTTP/1.1 101", 0) == 0);
+      // Two of them echo 64 KiB, two 1 MiB.
+      const std::size_t n = i < 2 ? 65000 : (1 << 20) - 3;
+      std::string payload(n, '\0');
+      for (std::size_t k = 0; k < n; ++k) payload[k] = static_cast<char>('a' + (k * 7 + i) % 26);
+      peers[i].frame = raw_peer::frame(0x82, payload);
+      // The echo, as the server frames it: 64 KiB frames at most
+      // (max_send_frame_size), unmasked.
+      for (std::size_t off = 0; off < n; off += 65536) {
+        const std::size_t len = std::min<std::size_t>(65536, n - off);
+        std::string& e = peers[i].echo;
+        e += static_cast<char>((off + len == n ? 0x80 : 0x00) | (off == 0 ? 0x02 : 0x00));
+        if (len < 65536) {
+          e += '\x7e';
+          e += static_cast<char>(len >> 8);
+          e += static_cast<char>(len & 0xff);
+        } else {
+          e += '\x7f';
+          for (int b = 7; b >= 0; --b) e += static_cast<char>((std::uint64_t(len) >> (8 * b)) & 0xff);
+        }
+        e.append(payload, off, len);
+      }
+    }
+    // One round: every peer sends its message, then reads its echo whole.
+    // No std::string on the way: the counts cover this thread too.
+    auto round = [&]() {
+      for (auto& ps : peers)
+        if (!ps.p->send(ps.frame)) return false;
+      for (auto& ps : peers) {
+        std::size_t got = 0;
+        while (got < ps.echo.size()) {
+          pollfd pfd{ps.p->fd(), POLLIN, 0};
+          if (::poll(&pfd, 1, 5000) != 1) return false;
+          const ssize_t n = ::recv(ps.p->fd(), in.data() + got, std::min(in.size() - got, ps.echo.size() - got), 0);
+          if (n <= 0) return false;
+          got += static_cast<std::size_t>(n);
+        }
+        if (std::memcmp(in.data(), ps.echo.data(), ps.echo.size()) != 0) return false;
+      }
+      return true;
+    };
+    for (int i = 0; i < 20; ++i) REQUIRE(round());  // warm: the pool's blocks
+    std::size_t allocations = 0, largest = 0;
+    bool echoed = true;
+    {
+      allocation_scope track;
+      for (int i = 0; i < 20 && echoed; ++i) echoed = round();
+      allocations = track.count();
+      largest = track.largest();
+    }
+    REQUIRE(echoed);
+    INFO(allocations << " allocations in 80 echoes, largest " << largest);
+    const char* threads = std::getenv("GUST_ASIO_THREADS");
+    if (T::kind == gust::adapter::asio && threads && std::atoi(threads) > 1) {
+      // Known and left (see the issue 6 note): with a pool of threads every
+      // completion goes through a strand behind Asio's type-erased
+      // executor, which allocates the function object it wraps (about 3.6
+      // per echo here). The loop owning a one-thread io_context, the
+      // default, posts to it directly and does not.
+      MESSAGE("asio with GUST_ASIO_THREADS: " << allocations << " allocations in 80 echoes (not checked)");
+      CHECK(st.stop());
+      return;
+    }
+    // Not exactly 0: the sizes of the buffers a message passes through
+    // depend on where the reads cut it, so now and then more connections
+    // than ever before want a block of one size at once and the pool makes
+    // one more (seen: up to 5 in 80 echoes, of 512 KiB or 1 MiB). One
+    // allocation per message or more is what this is about.
+    CHECK(allocations <= 8);
+    CHECK(st.stop());
   }
 
   ADAPTER_TEST("messages followed by a close in the same write are all answered before the close") {

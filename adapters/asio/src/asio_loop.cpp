@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include <asio/any_io_executor.hpp>
+#include <asio/bind_allocator.hpp>
 #include <asio/basic_socket_acceptor.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/generic/stream_protocol.hpp>
@@ -55,6 +56,7 @@
 
 #include "epoll_sockets.hpp"
 #include "gust/asio_loop.hpp"
+#include "op_memory.hpp"
 
 namespace gust::detail {
 namespace {
@@ -69,6 +71,12 @@ using gacceptor = ::asio::basic_socket_acceptor<::asio::generic::stream_protocol
   socklen_t len = sizeof family;
   (void)::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len);
   return {family, family == AF_UNIX ? 0 : IPPROTO_TCP};
+}
+
+// A handler whose operation Asio allocates from `m` (op_memory.hpp).
+template <class F>
+auto bind_op_memory(const std::shared_ptr<op_memory>& m, F&& f) {
+  return ::asio::bind_allocator(op_allocator<void>(m), std::forward<F>(f));
 }
 
 struct listener : listener_state {
@@ -169,12 +177,12 @@ class asio_loop final : public epoll_sockets<asio_loop> {
     if (attached_) {
       // Posted tasks (and stop) are picked up by a turn on the strand.
       if (wake_posted_.exchange(true)) return;
-      ::asio::post(ex_, [this, alive = alive_] {
+      post_turn(([this, alive = alive_] {
         if (!*alive) return;
         wake_posted_.store(false);
         enter();
         leave();
-      });
+      }));
       return;
     }
     ::asio::post(*ioc_, [] {});
@@ -327,12 +335,12 @@ class asio_loop final : public epoll_sockets<asio_loop> {
       return;
     }
     timer_->expires_at(*t);
-    timer_->async_wait([this, alive = alive_](const ::asio::error_code& ec) {
+    timer_->async_wait(bind_op_memory(ops_, [this, alive = alive_](const ::asio::error_code& ec) {
       if (ec == ::asio::error::operation_aborted || !*alive) return;
       timer_at_.reset();
       enter();
       leave();
-    });
+    }));
   }
 
   // One Asio wait on the inner set while any connection is in it.
@@ -340,7 +348,7 @@ class asio_loop final : public epoll_sockets<asio_loop> {
     if (events_armed_ || watched_ == 0) return;
     events_armed_ = true;
     ep_wait_->async_wait(::asio::posix::stream_descriptor::wait_read,
-                         [this, alive = alive_](const ::asio::error_code& ec) {
+                         bind_op_memory(ops_, [this, alive = alive_](const ::asio::error_code& ec) {
                            if (!*alive) return;
                            events_armed_ = false;
                            if (ec == ::asio::error::operation_aborted) {
@@ -351,7 +359,7 @@ class asio_loop final : public epoll_sockets<asio_loop> {
                            take_events();
                            arm_events();
                            leave();
-                         });
+                         }));
   }
 
   // What the inner set reports. Edge-triggered: every readiness is used up
@@ -370,13 +378,13 @@ class asio_loop final : public epoll_sockets<asio_loop> {
   void ready_pending() {
     if (ready_posted_) return;
     ready_posted_ = true;
-    ::asio::post(ex_, [this, alive = alive_] {
+    post_turn(([this, alive = alive_] {
       if (!*alive) return;
       ready_posted_ = false;
       enter();
       serve_ready();
       leave();
-    });
+    }));
   }
 
   // ---- accepting ---------------------------------------------------------------
@@ -385,14 +393,14 @@ class asio_loop final : public epoll_sockets<asio_loop> {
     listener& l = listeners_[li];
     if (!l.active || l.armed) return;
     l.armed = true;
-    l.acc->async_wait(gacceptor::wait_read, [this, alive = alive_, li](const ::asio::error_code& ec) {
+    l.acc->async_wait(gacceptor::wait_read, bind_op_memory(ops_, [this, alive = alive_, li](const ::asio::error_code& ec) {
       if (!*alive) return;
       listeners_[li].armed = false;
       if (ec == ::asio::error::operation_aborted) return;
       enter();
       accept_all(li);
       leave();
-    });
+    }));
   }
 
   void accept_all(std::size_t li) {
@@ -402,12 +410,12 @@ class asio_loop final : public epoll_sockets<asio_loop> {
         arm_accept(li);
         return;
       case accept_stop::budget:  // the rest after the others
-        ::asio::post(ex_, [this, alive = alive_, li] {
+        post_turn(([this, alive = alive_, li] {
           if (!*alive) return;
           enter();
           accept_all(li);
           leave();
-        });
+        }));
         return;
       case accept_stop::later:
         call_at(now_ + std::chrono::milliseconds(100), [this, li] { accept_all(li); },
@@ -418,7 +426,19 @@ class asio_loop final : public epoll_sockets<asio_loop> {
     }
   }
 
+  // A completion of the loop's own, after what is queued now. Owned by one
+  // thread, straight to the io_context's executor: through ex_ (type-erased)
+  // Asio would wrap it in a function object allocated its own way.
+  template <class F>
+  void post_turn(F&& f) {
+    if (!attached_ && pool_.empty())
+      ::asio::post(ioc_->get_executor(), bind_op_memory(ops_, std::forward<F>(f)));
+    else
+      ::asio::post(ex_, bind_op_memory(ops_, std::forward<F>(f)));
+  }
+
   std::shared_ptr<std::atomic<bool>> alive_ = std::make_shared<std::atomic<bool>>(true);
+  std::shared_ptr<op_memory> ops_ = std::make_shared<op_memory>();
   bool attached_ = false;
   // Pool mode (GUST_ASIO_THREADS): the owned io_context is run by pool
   // threads; the loop's state is handed between run()'s thread and the
