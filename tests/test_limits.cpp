@@ -32,6 +32,16 @@ namespace {
 
 constexpr std::size_t one_mib = std::size_t{1} << 20;
 
+/// The settings of the tests of pooled storage: buffers borrowed from
+/// `pool`, no keepalive timer.
+gust::settings pooled(gust::output_pool& pool, std::size_t max_message_size = one_mib) {
+  gust::settings s;
+  s.output_pool = &pool;
+  s.limits.max_message_size = max_message_size;
+  s.timeouts.ping_interval = {};
+  return s;
+}
+
 /// A frame header written by hand: `len7` and the extended length bytes as
 /// given (to write non-minimal encodings), masked towards a server.
 std::string raw_header(bool server_side, std::uint8_t b0, std::uint8_t len7,
@@ -767,9 +777,7 @@ TEST_SUITE("limits: memory accounting") {
 
   TEST_CASE("with an output_pool an idle connection holds no output storage, and echoing does not allocate") {
     gust::output_pool pool;
-    gust::settings s;
-    s.output_pool = &pool;
-    s.timeouts.ping_interval = {};
+    const gust::settings s = pooled(pool);
     both_roles(s, [&pool](connection& c, virtual_clock& clk, bool server) {
       // Drained after the handshake: the storage went back to the pool.
       (void)take_output(c);
@@ -804,10 +812,7 @@ TEST_SUITE("limits: memory accounting") {
 
   TEST_CASE("with an output_pool a large frame's buffers are reused, not allocated per message") {
     gust::output_pool pool;
-    gust::settings s;
-    s.output_pool = &pool;
-    s.limits.max_message_size = 4 * one_mib;
-    s.timeouts.ping_interval = {};
+    const gust::settings s = pooled(pool, 4 * one_mib);
     both_roles(s, [&pool](connection& c, virtual_clock& clk, bool server) {
       (void)take_output(c);
       const std::string wire = peer_frame(server, 0x82, pattern(one_mib));
@@ -846,9 +851,7 @@ TEST_SUITE("limits: memory accounting") {
     // 48 connections each hold half of a 64 KiB frame, then echo it: 48
     // input buffers and 48 output buffers out at once, all given back.
     gust::output_pool pool;
-    gust::settings s;
-    s.output_pool = &pool;
-    s.timeouts.ping_interval = {};
+    const gust::settings s = pooled(pool);
     virtual_clock clk;
     std::vector<gust::server_connection> conns;
     for (int i = 0; i < 48; ++i) {
@@ -896,9 +899,7 @@ TEST_SUITE("limits: memory accounting") {
     // a frame cut early in it started with a malloc below the pool's
     // 16 KiB blocks (here one per round, of 15,986 bytes).
     gust::output_pool pool;
-    gust::settings s;
-    s.output_pool = &pool;
-    s.timeouts.ping_interval = {};
+    const gust::settings s = pooled(pool);
     both_roles(s, [](connection& c, virtual_clock& clk, bool server) {
       (void)take_output(c);
       std::string wire;
@@ -946,10 +947,7 @@ TEST_SUITE("limits: memory accounting") {
     // 4 KiB asked of prepare()), which allocated two and one buffers per
     // message before the blocks were reached.
     gust::output_pool pool;
-    gust::settings s;
-    s.output_pool = &pool;
-    s.limits.max_message_size = 4 * one_mib;
-    s.timeouts.ping_interval = {};
+    const gust::settings s = pooled(pool, 4 * one_mib);
     both_roles(s, [](connection& c, virtual_clock& clk, bool server) {
       (void)take_output(c);
       const std::string payload = pattern(one_mib);
@@ -1057,51 +1055,37 @@ TEST_SUITE("limits: memory accounting") {
   }
 
   TEST_CASE("with an output_pool, a reassembled message's buffer stays within twice the limit") {
-    // The buffer doubles as it grows; once past the size the pool lends
-    // blocks for, a doubling of a size that is not a power of two must not
-    // be rounded up again (9,000 -> 18,000 -> 32 KiB for a 9,001-byte limit).
-    gust::output_pool pool;
-    gust::settings s;
-    s.output_pool = &pool;
-    s.limits.max_message_size = 9001;
-    s.timeouts.ping_interval = {};
-    virtual_clock clk;
-    auto srv = open_server(clk, s);
-    (void)take_output(srv);
-    const std::string a = pattern(9000), b = pattern(1);
-    std::string wire = peer_frame(true, 0x02, a) + peer_frame(true, 0x80, b);
-    srv.receive(std::as_writable_bytes(std::span(wire.data(), wire.size())), clk.now);
-    auto e = srv.next_event(clk.now);  // (its view keeps the buffer until the next call)
-    REQUIRE(e);
-    auto* m = std::get_if<message_event>(&*e);
-    REQUIRE(m);
-    CHECK(m->data.size() == 9001);
-    CHECK(srv.memory().message >= 9001);
-    CHECK(srv.memory().message <= 2 * s.limits.max_message_size + 64);
-  }
-
-  TEST_CASE("with an output_pool and a limit below a block, a reassembled message does not take a block") {
-    // A pooled message buffer starts in one of the pool's 16 KiB blocks, so
-    // that big fragmented messages do not allocate their first steps; under
-    // a 300-byte limit that block would be fifty times the largest message
-    // (fuzz/regressions/connection/pooled-reassembly-under-small-limit).
-    gust::output_pool pool;
-    gust::settings s;
-    s.output_pool = &pool;
-    s.limits.max_message_size = 300;
-    s.timeouts.ping_interval = {};
-    virtual_clock clk;
-    auto srv = open_server(clk, s);
-    (void)take_output(srv);
-    std::string wire = peer_frame(true, 0x01, pattern(200)) + peer_frame(true, 0x80, pattern(100));
-    srv.receive(std::as_writable_bytes(std::span(wire.data(), wire.size())), clk.now);
-    auto e = srv.next_event(clk.now);
-    REQUIRE(e);
-    auto* m = std::get_if<message_event>(&*e);
-    REQUIRE(m);
-    CHECK(m->data.size() == 300);
-    CHECK(srv.memory().message >= 300);
-    CHECK(srv.memory().message <= 2 * s.limits.max_message_size + 64);
+    // Two fragments, together exactly at the limit.
+    auto reassembled_memory = [](std::size_t limit, std::size_t first) {
+      gust::output_pool pool;
+      const gust::settings s = pooled(pool, limit);
+      virtual_clock clk;
+      auto srv = open_server(clk, s);
+      (void)take_output(srv);
+      std::string wire = peer_frame(true, 0x02, pattern(first)) + peer_frame(true, 0x80, pattern(limit - first));
+      srv.receive(std::as_writable_bytes(std::span(wire.data(), wire.size())), clk.now);
+      auto e = srv.next_event(clk.now);  // (its view keeps the buffer until the next call)
+      REQUIRE(e);
+      auto* m = std::get_if<message_event>(&*e);
+      REQUIRE(m);
+      CHECK(m->data.size() == limit);
+      return srv.memory().message;
+    };
+    SUBCASE("a doubling past a block's size is not rounded up again") {
+      // 9,000 -> 18,000 -> 32 KiB for a 9,001-byte limit.
+      const std::size_t m = reassembled_memory(9001, 9000);
+      CHECK(m >= 9001);
+      CHECK(m <= 2 * 9001 + 64);
+    }
+    SUBCASE("under a limit below a block, it does not start in one") {
+      // A pooled message buffer starts in one of the pool's 16 KiB blocks,
+      // so that big fragmented messages do not allocate their first steps;
+      // under a 300-byte limit that block would be fifty times the largest
+      // message (fuzz/regressions/connection/pooled-reassembly-under-small-limit).
+      const std::size_t m = reassembled_memory(300, 200);
+      CHECK(m >= 300);
+      CHECK(m <= 2 * 300 + 64);
+    }
   }
 
   TEST_CASE("memory().message holds a fragmented message and drops back after it") {

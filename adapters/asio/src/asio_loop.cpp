@@ -177,12 +177,12 @@ class asio_loop final : public epoll_sockets<asio_loop> {
     if (attached_) {
       // Posted tasks (and stop) are picked up by a turn on the strand.
       if (wake_posted_.exchange(true)) return;
-      post_turn(([this, alive = alive_] {
+      post_turn([this, alive = alive_] {
         if (!*alive) return;
         wake_posted_.store(false);
         enter();
         leave();
-      }));
+      });
       return;
     }
     ::asio::post(*ioc_, [] {});
@@ -378,13 +378,13 @@ class asio_loop final : public epoll_sockets<asio_loop> {
   void ready_pending() {
     if (ready_posted_) return;
     ready_posted_ = true;
-    post_turn(([this, alive = alive_] {
+    post_turn([this, alive = alive_] {
       if (!*alive) return;
       ready_posted_ = false;
       enter();
       serve_ready();
       leave();
-    }));
+    });
   }
 
   // ---- accepting ---------------------------------------------------------------
@@ -410,12 +410,12 @@ class asio_loop final : public epoll_sockets<asio_loop> {
         arm_accept(li);
         return;
       case accept_stop::budget:  // the rest after the others
-        post_turn(([this, alive = alive_, li] {
+        post_turn([this, alive = alive_, li] {
           if (!*alive) return;
           enter();
           accept_all(li);
           leave();
-        }));
+        });
         return;
       case accept_stop::later:
         call_at(now_ + std::chrono::milliseconds(100), [this, li] { accept_all(li); },

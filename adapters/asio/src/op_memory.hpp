@@ -80,7 +80,10 @@ struct op_allocator {
   template <class U>
   op_allocator(const op_allocator<U>& o) noexcept : mem(o.mem) {}
 
-  T* allocate(std::size_t n) { return static_cast<T*>(mem->allocate(n * sizeof(T))); }
+  T* allocate(std::size_t n) {
+    static_assert(alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__, "op_memory hands out operator new's alignment");
+    return static_cast<T*>(mem->allocate(n * sizeof(T)));
+  }
   void deallocate(T* p, std::size_t n) noexcept { mem->deallocate(p, n * sizeof(T)); }
 
   template <class U>
