@@ -10,20 +10,25 @@
 namespace gust::detail::uring_setup {
 
 /// Receive buffers: every multishot receive of a loop takes one from this
-/// group (16 MiB per loop, none per connection). 128 KiB so a 64 KiB frame
+/// group (none per connection). 1024 of them: with 128, 1,000 connections in
+/// ping-pong ran the ring dry in every batch, and each dry receive came back
+/// with -ENOBUFS to be armed again (1.5 million times in 3 s, about 4 per
+/// message, at 20% less throughput). That is 128 MiB of address space per
+/// loop, of which only the buffers a batch has used are ever touched (see
+/// below). 128 KiB so a 64 KiB frame
 /// usually arrives whole and the core reads it in place: with 32 KiB buffers
 /// every such frame was split and copied to be reassembled, and 64 KiB echo
 /// ran at 0.72x epoll instead of 1.3x (bench/uring_notes.md). A dry ring
 /// (-ENOBUFS) is handled: those receives are re-armed after the batch.
 ///
 /// Not all of them sit in the ring at once. The kernel takes posted buffers
-/// in order (FIFO), so with all 128 posted, light traffic (a stream of
-/// opening handshakes) writes the first page of every one: half a MiB per
+/// in order (FIFO), so with all of them posted, light traffic (a stream of
+/// opening handshakes) would write the first page of every one: 4 MiB per
 /// loop that stays resident. The ring starts with initial_posted, the rest
 /// wait on a stack, and each dry ring posts as many more as receives went
 /// without: a loop touches only as many buffers as its busiest batch needs.
 constexpr unsigned short buffer_group = 0;
-constexpr unsigned buffer_count = 128;  // a power of two
+constexpr unsigned buffer_count = 1024;  // a power of two
 constexpr std::size_t buffer_size = 128 * 1024;
 constexpr unsigned initial_posted = 16;
 
