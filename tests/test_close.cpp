@@ -532,6 +532,17 @@ TEST_SUITE("RFC 6455 5.4 control frames between small messages queued together")
 
   std::size_t small_frame_size(const connection& c) { return (c.role() == role::client ? 6 : 2) + 2; }
 
+  /// Queues m0..m9, writes `taken` bytes of them, runs `between`, then
+  /// writes the rest: every frame that went out, parsed.
+  template <class F>
+  std::vector<wire_frame> frames_around(connection& c, std::size_t taken, F&& between) {
+    queue_small(c);
+    std::string written = take_exactly(c, taken);
+    between();
+    written += take_output(c);
+    return parse_frames(written);
+  }
+
   /// The data frames of `frames` other than the one at `skip` are m0..m(n-1), in order.
   void check_small(const std::vector<wire_frame>& frames, std::size_t skip, std::size_t n) {
     std::size_t k = 0;
@@ -547,12 +558,10 @@ TEST_SUITE("RFC 6455 5.4 control frames between small messages queued together")
 
   TEST_CASE("a pong goes out right after the small message being written") {
     both_roles({}, [](connection& c, virtual_clock& clk, bool server) {
-      queue_small(c);
       // m0 and one byte of m1 are written.
-      std::string written = take_exactly(c, small_frame_size(c) + 1);
-      CHECK(feed(c, peer_frame(server, 0x89, "now"), clk) == strings{"ping:" + hex("now")});
-      written += take_output(c);
-      auto frames = parse_frames(written);
+      auto frames = frames_around(c, small_frame_size(c) + 1, [&] {
+        CHECK(feed(c, peer_frame(server, 0x89, "now"), clk) == strings{"ping:" + hex("now")});
+      });
       REQUIRE(frames.size() == 11);
       CHECK(frames[2].opcode == 0xA);
       CHECK(frames[2].payload == "now");
@@ -562,11 +571,8 @@ TEST_SUITE("RFC 6455 5.4 control frames between small messages queued together")
 
   TEST_CASE("a pong goes out next when the output stands between two small messages") {
     both_roles({}, [](connection& c, virtual_clock& clk, bool server) {
-      queue_small(c);
-      std::string written = take_exactly(c, 3 * small_frame_size(c));
-      CHECK(feed(c, peer_frame(server, 0x89, "x"), clk).size() == 1);
-      written += take_output(c);
-      auto frames = parse_frames(written);
+      auto frames = frames_around(c, 3 * small_frame_size(c),
+                                  [&] { CHECK(feed(c, peer_frame(server, 0x89, "x"), clk).size() == 1); });
       REQUIRE(frames.size() == 11);
       CHECK(frames[3].opcode == 0xA);
       check_small(frames, 3, 10);
@@ -575,12 +581,10 @@ TEST_SUITE("RFC 6455 5.4 control frames between small messages queued together")
 
   TEST_CASE("small messages queued while a run is going out: a ping still goes right after the message being written") {
     both_roles({}, [](connection& c, virtual_clock& clk, bool) {
-      queue_small(c);
-      std::string written = take_exactly(c, small_frame_size(c) / 2);
-      for (int i = 10; i < 13; ++i) REQUIRE(!c.send_text("m" + std::to_string(i)));
-      REQUIRE(!c.ping(bytes("p"), clk.now));
-      written += take_output(c);
-      auto frames = parse_frames(written);
+      auto frames = frames_around(c, small_frame_size(c) / 2, [&] {
+        for (int i = 10; i < 13; ++i) REQUIRE(!c.send_text("m" + std::to_string(i)));
+        REQUIRE(!c.ping(bytes("p"), clk.now));
+      });
       REQUIRE(frames.size() == 14);
       CHECK(frames[1].opcode == 0x9);
       check_small(frames, 1, 13);
@@ -589,11 +593,7 @@ TEST_SUITE("RFC 6455 5.4 control frames between small messages queued together")
 
   TEST_CASE("fail() in the middle of a small message: it is finished, the close follows, the rest is dropped") {
     both_roles({}, [](connection& c, virtual_clock& clk, bool) {
-      queue_small(c);
-      std::string written = take_exactly(c, 2 * small_frame_size(c) + 1);
-      c.fail(clk.now, 4002);
-      written += take_output(c);
-      auto frames = parse_frames(written);
+      auto frames = frames_around(c, 2 * small_frame_size(c) + 1, [&] { c.fail(clk.now, 4002); });
       REQUIRE(frames.size() == 4);
       check_small({frames.begin(), frames.begin() + 3}, 99, 3);
       CHECK(frames[3].opcode == 0x8);
@@ -603,11 +603,7 @@ TEST_SUITE("RFC 6455 5.4 control frames between small messages queued together")
 
   TEST_CASE("fail() between two small messages: the close is next") {
     both_roles({}, [](connection& c, virtual_clock& clk, bool) {
-      queue_small(c);
-      std::string written = take_exactly(c, small_frame_size(c));
-      c.fail(clk.now, 4002);
-      written += take_output(c);
-      auto frames = parse_frames(written);
+      auto frames = frames_around(c, small_frame_size(c), [&] { c.fail(clk.now, 4002); });
       REQUIRE(frames.size() == 2);
       CHECK(frames[0].payload == "m0");
       CHECK(frames[1].opcode == 0x8);
